@@ -1,0 +1,3 @@
+from scalesearch.cli import main
+
+main()
