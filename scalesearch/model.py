@@ -118,7 +118,11 @@ class EfficientNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # As the reference implementations: He-normal (fan out) convs, uniform classifier.
+        # He-normal (fan out) convs as the reference implementations. Two departures from
+        # them, both for short proxy trainings: the classifier starts at zero, and so does the
+        # scale of the last batch norm of every residual block, so each block starts as the
+        # identity. Measured on the synthetic set (B0, 32 px, 3 epochs, SGD, 2-core CPU):
+        # 10% (chance) with the reference init, 28% with these two.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -128,9 +132,11 @@ class EfficientNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                bound = 1.0 / m.out_features**0.5
-                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, MBConv) and m.residual:
+                nn.init.zeros_(m.body[-1][1].weight)  # the projection's batch norm scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, classes)
         x = self.head(self.blocks(self.stem(x)))

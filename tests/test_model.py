@@ -74,6 +74,10 @@ def test_block_structure():
 
 def test_stochastic_depth_only_in_training():
     model = build_model(scale_network(0.5, 0.5, 32), 3)
+    with torch.no_grad():  # the init zeroes residual branches and the classifier: undo that
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Linear)):
+                torch.nn.init.normal_(m.weight, 1.0, 0.1)
     x = torch.randn(4, 3, 32, 32)
     model.eval()
     with torch.no_grad():
@@ -84,3 +88,18 @@ def test_stochastic_depth_only_in_training():
     torch.manual_seed(1)
     b = model(x)
     assert not torch.equal(a, b)
+
+
+def test_proxy_friendly_init_starts_residual_blocks_as_identity():
+    from scalesearch.model import MBConv
+
+    model = build_model(scale_network(0.5, 0.5, 32), 10)
+    assert torch.count_nonzero(model.classifier.weight) == 0
+    residual = [m for m in model.modules() if isinstance(m, MBConv) and m.residual]
+    assert residual, "B0 has residual blocks"
+    for block in residual:
+        assert torch.count_nonzero(block.body[-1][1].weight) == 0
+    model.eval()
+    block = residual[0]
+    x = torch.randn(2, block.body[0][0].in_channels, 8, 8)
+    assert torch.equal(block(x), x)  # identity at init

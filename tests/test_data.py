@@ -1,0 +1,355 @@
+"""Tests for scalesearch.data and scalesearch.synthetic: every data set on tiny local files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import datasets
+
+from scalesearch import data, synthetic
+from scalesearch.data import DATASETS, load_dataset, stratified_split
+from scalesearch.errors import BadInput
+
+SMALL = {"train": 60, "val": 20, "test": 20}  # synthetic split sizes that draw in a blink
+
+
+def image_hashes(images: torch.Tensor) -> set[str]:
+    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
+
+
+def assert_split_shapes(split: data.Split, side: int) -> None:
+    assert split.images.dtype == torch.uint8 and split.labels.dtype == torch.int64
+    assert split.images.shape == (len(split.labels), 3, side, side)
+    assert split.images.is_contiguous() and split.images.device.type == "cpu"
+
+
+# ---------------------------------------------------------------------------------------------
+# names and arguments
+
+
+def test_importing_data_does_not_import_torch():
+    code = "import sys, scalesearch.data as d; print('torch' in sys.modules, len(d.DATASETS))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "4"], result.stderr
+
+
+def test_unknown_name_is_named_with_the_choices(tmp_path):
+    with pytest.raises(BadInput) as error:
+        load_dataset("mnist", data_dir=tmp_path)
+    message = str(error.value)
+    assert "'mnist'" in message
+    assert all(choice in message for choice in DATASETS)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.1, 0.51, 1.0])
+def test_val_fraction_outside_range(tmp_path, fraction):
+    with pytest.raises(BadInput, match=r"val_fraction .*\(0, 0\.5\]"):
+        load_dataset("synthetic", data_dir=tmp_path, val_fraction=fraction)
+
+
+def test_imagefolder_without_path():
+    with pytest.raises(BadInput, match="needs a folder path"):
+        load_dataset("imagefolder:")
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = torch.tensor([0] * 10 + [1] * 3 + [2] * 2)
+    train, val, test = stratified_split(labels, 0.2, held_parts=2, seed=5)
+    assert sorted(torch.cat([train, val, test]).tolist()) == list(range(15))
+    for part, expected in ((val, [2, 1, 0]), (test, [2, 1, 0]), (train, [6, 1, 2])):
+        assert torch.bincount(labels[part], minlength=3).tolist() == expected
+    again = stratified_split(labels, 0.2, held_parts=2, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(again, (train, val, test)))
+    other = stratified_split(labels, 0.2, held_parts=2, seed=6)
+    assert not all(torch.equal(a, b) for a, b in zip(other, (train, val, test)))
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic
+
+
+def test_synthetic_is_deterministic_and_balanced():
+    images, labels = synthetic.generate_split(seed=0, split="train", size=60)
+    again, labels_again = synthetic.generate_split(seed=0, split="train", size=60)
+    other, _ = synthetic.generate_split(seed=1, split="train", size=60)
+    digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()
+    assert digest == hashlib.sha256(again.numpy().tobytes()).hexdigest()
+    assert torch.equal(labels, labels_again)
+    assert digest != hashlib.sha256(other.numpy().tobytes()).hexdigest()
+    assert images.shape == (60, 3, 64, 64) and images.dtype == torch.uint8
+    assert torch.bincount(labels, minlength=10).tolist() == [6] * 10
+    assert len(image_hashes(images)) == 60
+    with pytest.raises(ValueError, match="multiple of 10"):
+        synthetic.generate_split(seed=0, split="train", size=55)
+
+
+def test_synthetic_splits_disjoint_and_cache_reused(tmp_path, monkeypatch):
+    first = data.load_synthetic(tmp_path, seed=3, sizes=SMALL)
+    assert first.name == "synthetic" and first.num_classes == 10
+    assert first.classes == list(synthetic.CLASSES) and first.base_resolution == 32
+    hashes = []
+    for split, size in zip((first.train, first.val, first.test), SMALL.values()):
+        assert_split_shapes(split, 64)
+        assert torch.bincount(split.labels, minlength=10).tolist() == [size // 10] * 10
+        hashes.append(image_hashes(split.images))
+    assert not (hashes[0] & hashes[1] or hashes[0] & hashes[2] or hashes[1] & hashes[2])
+
+    (cache,) = tmp_path.glob("synthetic-*.pt")
+    mtime = cache.stat().st_mtime_ns
+
+    def must_not_draw(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(synthetic, "generate", must_not_draw)
+    second = data.load_synthetic(tmp_path, seed=3, sizes=SMALL)
+    assert cache.stat().st_mtime_ns == mtime
+    assert torch.equal(second.train.images, first.train.images)
+    assert torch.equal(second.test.labels, first.test.labels)
+
+
+def test_synthetic_default_sizes_and_cache_name(tmp_path):
+    dataset = load_dataset("synthetic", data_dir=tmp_path, seed=0)
+    assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (4000, 1000, 1000)
+    assert (tmp_path / f"synthetic-v{synthetic.VERSION}-0.pt").is_file()
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path):
+    path = tmp_path / f"synthetic-v{synthetic.VERSION}-0-train60-val20-test20.pt"
+    path.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match="unreadable cache"):
+        dataset = data.load_synthetic(tmp_path, seed=0, sizes=SMALL)
+    assert len(dataset.train) == 60
+    assert data.load_synthetic(tmp_path, seed=0, sizes=SMALL).val.labels.equal(dataset.val.labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR, from tiny archives in CIFAR's own pickle format
+
+
+def cifar_rows(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N, 3072) rows in CIFAR's layout (R plane, G plane, B plane, each 32x32 row-major).
+
+    Red holds the image id (see ``image_ids``), green ten times the label, blue the pixel's
+    row: enough to check identity, labels and the HWC -> CHW conversion.
+    """
+    planes = np.empty((len(ids), 3, 32, 32), dtype=np.uint8)
+    planes[:, 0] = (ids % 256)[:, None, None]
+    planes[:, 0, 0, 1] = ids // 256
+    planes[:, 1] = (labels * 10 % 256)[:, None, None]
+    planes[:, 2] = np.arange(32, dtype=np.uint8)[None, :, None]
+    return planes.reshape(len(ids), 3072)
+
+
+def image_ids(images: torch.Tensor) -> set[int]:
+    """The ids that ``cifar_rows`` wrote into (N, 3, 32, 32) images."""
+    return set((images[:, 0, 0, 0].long() + 256 * images[:, 0, 0, 1].long()).tolist())
+
+
+def dump(path: Path, obj: dict) -> str:
+    """Pickle ``obj`` to ``path``; returns the file's md5 (what torchvision checks)."""
+    path.write_bytes(pickle.dumps(obj))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_tiny_cifar(root: Path, monkeypatch, num_classes: int, per_class: int) -> int:
+    """Write a tiny CIFAR-10/100 folder under ``root`` and point torchvision's md5s at it.
+
+    The md5 lists are patched on the class for this test only, so real downloads stay
+    verified. Returns the number of test images.
+    """
+    cifar = datasets.CIFAR10 if num_classes == 10 else datasets.CIFAR100
+    folder = root / cifar.base_folder
+    folder.mkdir(parents=True)
+    label_key = "labels" if num_classes == 10 else "fine_labels"
+    train_labels = np.tile(np.arange(num_classes), per_class)
+    test_labels = np.arange(num_classes)[::-1].copy()
+    # CIFAR-10 spreads its train set over data_batch_1..5; two files exercise the concatenation
+    train_files = ["data_batch_1", "data_batch_2"] if num_classes == 10 else ["train"]
+    train_list = []
+    for name, ids in zip(
+        train_files, np.array_split(np.arange(len(train_labels)), len(train_files))
+    ):
+        batch = {"data": cifar_rows(ids, train_labels[ids]), label_key: train_labels[ids].tolist()}
+        train_list.append([name, dump(folder / name, batch)])
+    test_ids = np.arange(1000, 1000 + len(test_labels))
+    test_name = "test_batch" if num_classes == 10 else "test"
+    batch = {"data": cifar_rows(test_ids, test_labels), label_key: test_labels.tolist()}
+    test_list = [[test_name, dump(folder / test_name, batch)]]
+    names = [f"class{i}" for i in range(num_classes)]
+    meta = dict(cifar.meta)
+    meta["md5"] = dump(folder / meta["filename"], {meta["key"]: names})
+    monkeypatch.setattr(cifar, "train_list", train_list)
+    monkeypatch.setattr(cifar, "test_list", test_list)
+    monkeypatch.setattr(cifar, "meta", meta)
+    return len(test_labels)
+
+
+@pytest.mark.parametrize(
+    "name, num_classes, per_class", [("cifar10", 10, 10), ("cifar100", 100, 2)]
+)
+def test_cifar_from_local_files(tmp_path, monkeypatch, name, num_classes, per_class):
+    test_size = write_tiny_cifar(tmp_path, monkeypatch, num_classes, per_class)
+    dataset = load_dataset(name, data_dir=tmp_path, seed=1, val_fraction=0.2, download=False)
+    assert dataset.name == name and dataset.num_classes == num_classes
+    assert dataset.classes[:2] == ["class0", "class1"] and dataset.base_resolution == 32
+    for split in (dataset.train, dataset.val, dataset.test):
+        assert_split_shapes(split, 32)
+        # labels match the pixels they were written with, rows are rows (CHW, not HWC)
+        assert torch.equal(split.images[:, 1, 0, 0].long(), split.labels * 10 % 256)
+        assert torch.equal(split.images[0, 2, :, 0], torch.arange(32, dtype=torch.uint8))
+    # val: a stratified fifth of the official train set (at least one per class); test: official
+    val_per_class = max(1, round(0.2 * per_class))
+    counts = torch.bincount(dataset.val.labels, minlength=num_classes)
+    assert counts.tolist() == [val_per_class] * num_classes
+    train_ids, val_ids = image_ids(dataset.train.images), image_ids(dataset.val.images)
+    assert not train_ids & val_ids
+    assert train_ids | val_ids == set(range(num_classes * per_class))
+    assert len(dataset.test) == test_size
+    assert image_ids(dataset.test.images) == set(range(1000, 1000 + test_size))
+
+
+def test_cifar_missing_without_download(tmp_path):
+    with pytest.raises(BadInput) as error:
+        load_dataset("cifar10", data_dir=tmp_path, download=False)
+    message = str(error.value)
+    assert str(tmp_path / "cifar-10-batches-py") in message
+    assert "download is off" in message and "internet" in message
+
+
+def test_cifar_download_failure_offline(tmp_path, monkeypatch):
+    from urllib.error import URLError
+
+    def offline(*args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr(datasets.cifar, "download_and_extract_archive", offline)
+    with pytest.raises(BadInput, match="Downloading cifar100 into .* failed.*internet"):
+        load_dataset("cifar100", data_dir=tmp_path, download=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# image folders
+
+
+def write_image_folder(root: Path) -> None:
+    """3 classes of 5-7 distinct images in PNG/JPEG, odd sizes and modes, plus one broken file."""
+    rng = np.random.default_rng(0)
+    sizes = [(40, 30), (100, 80), (64, 64), (31, 90), (200, 120), (50, 50), (70, 20)]
+    for name, count in (("cat", 6), ("dog", 5), ("fox", 7)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(count):
+            width, height = sizes[i]
+            pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+            image = Image.fromarray(pixels)
+            if i == 1:
+                image = image.convert("L")  # grayscale must come out as RGB
+            if i == 2:
+                image = image.convert("RGBA")
+            suffix = ".jpg" if i % 2 else ".png"
+            image.save(folder / f"{name}{i}{suffix}")
+    (root / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    (root / "dog" / "notes.txt").write_text("not an image, and not a skipped image either")
+
+
+def test_imagefolder_loads_splits_and_reports_broken_files(tmp_path, monkeypatch):
+    root = tmp_path / "pictures"
+    write_image_folder(root)
+    cache_dir = tmp_path / "cache"
+    with pytest.warns(UserWarning, match=r"dog/broken\.jpg"):
+        dataset = load_dataset(f"imagefolder:{root}", data_dir=cache_dir, seed=2, val_fraction=0.2)
+    assert dataset.name == f"imagefolder:{root.resolve()}"
+    assert dataset.classes == ["cat", "dog", "fox"]
+    assert dataset.skipped == ["dog/broken.jpg"]
+    assert dataset.base_resolution == 32
+    hashes = []
+    for split in (dataset.train, dataset.val, dataset.test):
+        assert_split_shapes(split, 64)
+        hashes.append(image_hashes(split.images))
+    assert not (hashes[0] & hashes[1] or hashes[0] & hashes[2] or hashes[1] & hashes[2])
+    # every class has at least one image in val and test; the rest is train
+    assert torch.bincount(dataset.val.labels, minlength=3).tolist() == [1, 1, 1]
+    assert torch.bincount(dataset.test.labels, minlength=3).tolist() == [1, 1, 1]
+    assert torch.bincount(dataset.train.labels, minlength=3).tolist() == [4, 3, 5]
+
+    # the second load decodes nothing
+    monkeypatch.setattr(data, "_decode_image", lambda *args: pytest.fail("cache not used"))
+    with pytest.warns(UserWarning, match="broken"):
+        again = load_dataset(f"imagefolder:{root}", data_dir=cache_dir, seed=2, val_fraction=0.2)
+    assert torch.equal(again.train.images, dataset.train.images)
+    assert len(list(cache_dir.glob("imagefolder-*.pt"))) == 1
+
+
+def test_imagefolder_resizes_shorter_side_and_crops_centre(tmp_path):
+    root = tmp_path / "pictures"
+    for name in ("a", "b", "c"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            # 120 x 60: red | green | blue thirds of 30, 60 and 30 columns; the centre square
+            # of side 60 is exactly the green part.
+            pixels = np.zeros((60, 120, 3), dtype=np.uint8)
+            pixels[:, :30, 0] = pixels[:, 30:90, 1] = pixels[:, 90:, 2] = 200 + i
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    dataset = load_dataset(f"imagefolder:{root}", data_dir=tmp_path / "cache", max_size=32)
+    images = torch.cat([dataset.train.images, dataset.val.images, dataset.test.images])
+    assert images.shape[1:] == (3, 32, 32) and dataset.base_resolution == 16
+    # the resampling filter may reach a pixel beyond the crop at the edges, so check inside
+    inside = images[:, :, 2:-2, 2:-2]
+    assert (inside[:, 1] >= 199).all() and (inside[:, [0, 2]] <= 1).all()
+
+
+def test_imagefolder_cache_follows_file_changes(tmp_path):
+    root = tmp_path / "pictures"
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 40), (i * 40, 0, 0)).save(root / name / f"{i}.png")
+    first = load_dataset(f"imagefolder:{root}", data_dir=tmp_path / "cache")
+    Image.new("RGB", (40, 40), (0, 0, 99)).save(root / "b" / "3.png")
+    second = load_dataset(f"imagefolder:{root}", data_dir=tmp_path / "cache")
+    total = len(first.train) + len(first.val) + len(first.test)
+    assert len(second.train) + len(second.val) + len(second.test) == total + 1
+
+
+def test_imagefolder_bad_folders(tmp_path):
+    with pytest.raises(BadInput, match="does not exist"):
+        load_dataset(f"imagefolder:{tmp_path / 'nowhere'}", data_dir=tmp_path)
+    a_file = tmp_path / "file.png"
+    a_file.write_bytes(b"")
+    with pytest.raises(BadInput, match="is not a folder"):
+        load_dataset(f"imagefolder:{a_file}", data_dir=tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadInput, match="is empty"):
+        load_dataset(f"imagefolder:{empty}", data_dir=tmp_path)
+    (empty / "loose.png").write_bytes(b"")  # images must sit in class subfolders
+    with pytest.raises(BadInput, match="no class subfolders"):
+        load_dataset(f"imagefolder:{empty}", data_dir=tmp_path)
+    single = tmp_path / "single"
+    (single / "only").mkdir(parents=True)
+    (single / "other").mkdir()  # a class folder without images does not count
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i, i, i)).save(single / "only" / f"{i}.png")
+    with pytest.raises(BadInput, match=r"only one class subfolder with images \('only'\)"):
+        load_dataset(f"imagefolder:{single}", data_dir=tmp_path)
+
+
+def test_imagefolder_needs_two_readable_classes(tmp_path):
+    root = tmp_path / "pictures"
+    (root / "good").mkdir(parents=True)
+    (root / "bad").mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(root / "good" / f"{i}.png")
+        (root / "bad" / f"{i}.jpg").write_bytes(os.urandom(64))
+    with pytest.warns(UserWarning), pytest.raises(BadInput, match="1 class subfolder"):
+        load_dataset(f"imagefolder:{root}", data_dir=tmp_path / "cache")

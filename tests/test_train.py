@@ -1,0 +1,239 @@
+"""The trainer on tiny networks and tiny, trivially separable data sets (CPU; CUDA when present)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import scalesearch.train as train
+from scalesearch.data import ImageDataset, Split
+from scalesearch.errors import BadInput
+from scalesearch.scaling import scale_network
+from scalesearch.train import TrainConfig, lr_factor, resolve_device, train_model
+
+SPEC = scale_network(0.25, 0.25, 32)  # about 0.1 M parameters
+COLOURS = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
+
+
+def colour_split(n: int, seed: int) -> Split:
+    """Class c is a noisy solid colour COLOURS[c]: separable by the mean colour alone."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    noise = torch.randint(-30, 31, (n, 3, 32, 32), generator=gen)
+    images = (COLOURS[labels][:, :, None, None] + noise).clamp(0, 255).to(torch.uint8)
+    return Split(images, labels)
+
+
+def colours(train_size: int = 192) -> ImageDataset:
+    return ImageDataset("colours", ["red", "green", "blue"], colour_split(train_size, 1),
+                        colour_split(60, 2), colour_split(45, 3), base_resolution=32)
+
+
+DATA = colours()
+
+
+def config(**changes) -> TrainConfig:
+    base = {"epochs": 2, "batch_size": 32, "device": "cpu"}
+    return TrainConfig(**{**base, **changes})
+
+
+def test_short_training_learns_an_easy_task():
+    result = train_model(SPEC, DATA, config(epochs=3))
+    assert result.state == "complete" and result.error is None
+    assert result.val_accuracy > 0.9  # chance is 1/3
+    assert result.epochs == 3
+    assert math.isfinite(result.loss) and result.loss < math.log(3)
+    assert result.images_per_second > 0 and result.seconds > 0
+    assert result.peak_memory_bytes > 0
+    assert result.test_accuracy is None
+
+
+def test_rmsprop_and_no_augmentation_also_train():
+    result = train_model(SPEC, DATA, config(epochs=3, optimizer="rmsprop", augment=False))
+    assert result.state == "complete"
+    assert result.val_accuracy > 0.6
+
+
+def test_same_seed_gives_identical_results_in_one_process():
+    a = train_model(SPEC, DATA, config(seed=3))
+    b = train_model(SPEC, DATA, config(seed=3))
+    assert (a.val_accuracy, a.loss) == (b.val_accuracy, b.loss)
+    c = train_model(SPEC, DATA, config(seed=4))
+    assert c.loss != a.loss
+
+
+RUN_IN_CHILD = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import test_train as t
+r = t.train_model(t.SPEC, t.DATA, t.config(seed=3))
+print(json.dumps([r.val_accuracy, r.loss]))
+"""
+
+
+def test_same_seed_gives_identical_results_across_processes():
+    here = train_model(SPEC, DATA, config(seed=3))
+    code = RUN_IN_CHILD.format(tests=str(Path(__file__).parent))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    there = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [here.val_accuracy, here.loss] == there  # JSON round-trips floats exactly
+
+
+def test_huge_learning_rate_is_reported_as_divergence():
+    result = train_model(SPEC, DATA, config(lr=1e6))
+    assert result.state == "failed"
+    assert result.error.startswith("diverged at epoch 1 step ")
+    assert result.val_accuracy is None and result.loss is None
+
+
+def test_divergence_names_the_exact_step(monkeypatch):
+    # A model whose 8th training forward returns NaN: step 8 is in epoch 2 (6 steps each).
+    build = train.build_model
+
+    def poisoned(spec, num_classes):
+        model = build(spec, num_classes)
+        calls = {"n": 0}
+
+        def hook(module, inputs, output):
+            if module.training:
+                calls["n"] += 1
+                if calls["n"] == 8:
+                    return output * float("nan")
+            return output
+
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(train, "build_model", poisoned)
+    epochs = []
+    result = train_model(SPEC, DATA, config(epochs=3), on_epoch=lambda e, a: epochs.append(e))
+    assert result.state == "failed"
+    assert result.error == "diverged at epoch 2 step 8 (loss nan)"
+    assert result.epochs == 1 and epochs == [1]
+
+
+def test_out_of_memory_is_reported_with_batch_size_and_resolution(monkeypatch):
+    def out_of_memory(self, indices):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(train.Trainer, "step", out_of_memory)
+    result = train_model(SPEC, DATA, config())
+    assert result.state == "failed"
+    assert result.error == (
+        "out of GPU memory at batch size 32 and resolution 32 px; lower --batch-size"
+    )
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(BadInput, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+
+
+def test_cuda_without_a_gpu_is_bad_input(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BadInput, match="needs a CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(BadInput, match="needs a CUDA GPU"):
+        train_model(SPEC, DATA, config(device="cuda"))
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 0}, "epochs must be"),
+        ({"batch_size": 0}, "batch size must be"),
+        ({"batch_size": 1}, "batch size must be"),
+        ({"batch_size": 500}, "batch size 500 is larger than the training split"),
+        ({"optimizer": "adam"}, "unknown optimizer 'adam'"),
+        ({"lr": -1.0}, "learning rate must be"),
+        ({"lr": float("nan")}, "learning rate must be"),
+        ({"label_smoothing": 1.0}, "label smoothing must be"),
+        ({"warmup_epochs": -1}, "warm-up epochs must be"),
+        ({"max_steps": 0}, "max steps must be"),
+    ],
+)
+def test_bad_settings_are_bad_input(changes, message):
+    with pytest.raises(BadInput, match=message):
+        train_model(SPEC, DATA, config(**changes))
+
+
+def test_on_epoch_is_called_after_every_epoch():
+    calls = []
+    result = train_model(SPEC, DATA, config(epochs=3), on_epoch=lambda e, a: calls.append((e, a)))
+    assert [e for e, _ in calls] == [1, 2, 3]
+    assert all(0.0 <= a <= 1.0 for _, a in calls)
+    assert calls[-1][1] == result.val_accuracy
+
+
+def test_exception_from_on_epoch_propagates():
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch, accuracy):
+        if epoch == 2:
+            raise Pruned
+
+    with pytest.raises(Pruned):
+        train_model(SPEC, DATA, config(epochs=3), on_epoch=prune)
+
+
+def test_on_step_reports_progress():
+    calls = []
+    train_model(SPEC, colours(train_size=1200), config(epochs=1),  # 37 steps: 25 + 12
+                on_step=lambda s, t, loss: calls.append((s, t, loss)))
+    assert [(s, t) for s, t, _ in calls] == [(25, 37), (37, 37)]
+    assert all(math.isfinite(loss) for _, _, loss in calls)
+
+
+def test_test_accuracy_only_when_asked():
+    assert train_model(SPEC, DATA, config(epochs=1)).test_accuracy is None
+    result = train_model(SPEC, DATA, config(epochs=1, evaluate_test=True))
+    assert 0.0 <= result.test_accuracy <= 1.0
+
+
+def test_max_steps_stops_early():
+    steps = []
+    result = train_model(SPEC, DATA, config(epochs=5, max_steps=4),
+                         on_step=lambda s, t, loss: steps.append((s, t)))
+    assert result.state == "complete"
+    assert steps == [(4, 4)]
+    assert result.epochs == 1 and result.val_accuracy is not None
+
+
+def test_device_data_is_moved_once_per_data_set():
+    device = torch.device("cpu")
+    first = train.device_data(DATA, device)
+    assert train.device_data(DATA, device) is first
+    assert train.device_data(colours(), device) is not first
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    factors = [lr_factor(step, 100, 10) for step in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:]))
+    assert 0 < factors[-1] < 0.001
+
+
+def test_batch_norm_recalibration_matches_eval_statistics():
+    trainer = train.Trainer(SPEC, DATA, config(), total_steps=2)
+    trainer.recalibrate_batch_norm(images=64)
+    stem = trainer.model.stem[1]
+    assert stem.momentum == pytest.approx(0.01)  # restored
+    assert trainer.model.training
+    assert stem.num_batches_tracked.item() == 1  # 64 images fit one evaluation batch
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_learns_and_reports_memory():
+    result = train_model(SPEC, DATA, config(epochs=3, device="cuda", evaluate_test=True))
+    assert result.state == "complete"
+    assert result.val_accuracy > 0.9 and result.test_accuracy is not None
+    assert result.peak_memory_bytes > 0
