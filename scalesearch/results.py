@@ -143,8 +143,9 @@ def verdict(best: dict | None, singles: dict, noise: float | None) -> dict:
     difference = best["val_accuracy"] - single["val_accuracy"]
     result = {"best_single_dimension": kind, "difference": difference, "standard_error": None}
     head = (f"Best compound (alpha {best['alpha']:.3f}, beta {best['beta']:.3f}, gamma "
-            f"{best['gamma']:.3f}) {best['val_accuracy']:.1%} vs best single dimension "
-            f"({kind}) {single['val_accuracy']:.1%}: {difference * 100:+.1f} points")
+            f"{best['gamma']:.3f}){_off(best)} {best['val_accuracy']:.1%} vs best single "
+            f"dimension ({kind}){_off(single)} {single['val_accuracy']:.1%}: "
+            f"{difference * 100:+.1f} points")
     if noise is None:
         return {**result, "answer": "unknown",
                 "text": f"{head}; seed noise unmeasured, so no verdict."}
@@ -160,6 +161,13 @@ def verdict(best: dict | None, singles: dict, noise: float | None) -> dict:
     return {**result, "answer": "tie",
             "text": f"{head} {tail}. The difference is within the noise: add --seeds or "
                     "epochs to tell them apart."}
+
+
+def _off(entry: dict) -> str:
+    """A warning for a candidate whose FLOPs could not be brought to the budget."""
+    if entry.get("flops_matched") is False:
+        return f" [off budget: {entry['flops_ratio']:.2f}x FLOPs]"
+    return ""
 
 
 def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict) -> list[Path]:

@@ -534,6 +534,9 @@ def run_worker(study: optuna.Study, config: StudyConfig, data, reporter: Reporte
         return done_count(trials) + busy - 1 < study.user_attrs.get("target", 0)
 
     objective = Objective(config, data, reporter, more_wanted)
+    # One sampler per worker: QMC numbers its points through the storage, TPE is seeded from
+    # the study's progress so a resumed or parallel worker does not replay another's points.
+    study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
     while max_trials is None or ran < max_trials:
         optuna.storages.fail_stale_trials(study)  # database storages: dead heartbeats
         for number in reclaim_dead(study):
@@ -547,7 +550,6 @@ def run_worker(study: optuna.Study, config: StudyConfig, data, reporter: Reporte
                 break
             time.sleep(POLL_SECONDS)  # others are training; stay to take over if one dies
             continue
-        study.sampler = make_sampler(config, len(trials))
         study.optimize(objective, n_trials=1, catch=(TrainingFailed, Surplus),
                        callbacks=[lambda s, t: reporter.trial_finished(t)])
         ran += 1
