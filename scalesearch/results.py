@@ -165,7 +165,8 @@ def verdict(best: dict | None, singles: dict, noise: float | None) -> dict:
 
 def _off(entry: dict) -> str:
     """A warning for a candidate whose FLOPs could not be brought to the budget."""
-    if entry.get("flops_matched") is False:
+    matched = entry.get("flops_matched")
+    if matched is not None and not bool(matched):
         return f" [off budget: {entry['flops_ratio']:.2f}x FLOPs]"
     return ""
 
