@@ -408,9 +408,7 @@ class Objective:
         return Candidate(direction.kind, found.spec, direction, found)
 
     def _record(self, trial: optuna.Trial, candidate: Candidate) -> None:
-        from scalesearch.complexity import counts
-
-        c = counts(candidate.spec, self.data.num_classes)
+        c = self._counts(candidate.spec, self.data.num_classes)
         attrs = {
             "kind": candidate.kind,
             "depth_mult": candidate.spec.depth_mult,
