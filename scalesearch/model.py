@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scalesearch.depthwise import DepthwiseConv2d
 from scalesearch.scaling import NetworkSpec
 
 BN_EPS = 1e-3  # the TF reference value; parameter counts do not depend on it
@@ -22,10 +23,14 @@ def conv_bn_act(
     activation: bool = True,
 ) -> nn.Sequential:
     """Conv (no bias, 'same' padding for odd kernels) + BatchNorm (+ SiLU)."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(
+    if groups > 1 and groups == in_channels == out_channels:
+        conv: nn.Conv2d = DepthwiseConv2d(in_channels, kernel, stride)
+    else:
+        conv = nn.Conv2d(
             in_channels, out_channels, kernel, stride, kernel // 2, groups=groups, bias=False
-        ),
+        )
+    layers: list[nn.Module] = [
+        conv,
         nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM),
     ]
     if activation:

@@ -3,10 +3,11 @@
 How it is fast (after KellerJordan/cifar10-airbench): the whole data set lives on the device
 as uint8, moved once per (data set, device) and cached; batches are a seeded ``randperm``
 sliced into index tensors; augmentation and resizing run batched on the device
-(``scalesearch.augment``); model and inputs are channels_last; bf16 autocast on CUDA (batch
-norm keeps fp32 parameters and statistics); the SGD step is a fused kernel; the loss is read
-back every ``REPORT_EVERY`` steps, never per step. There is no DataLoader and no per-sample
-Python work.
+(``scalesearch.augment``); model and inputs are channels_last; on the CPU, depthwise weight
+gradients of tiny maps bypass a slow oneDNN path (``scalesearch.depthwise``); bf16 autocast
+on CUDA (batch norm keeps fp32 parameters and statistics); the SGD step is a fused kernel; the
+loss is read back every ``REPORT_EVERY`` steps, never per step. There is no DataLoader and no
+per-sample Python work.
 
 Conventions:
 - accuracies are fractions in [0, 1]; seconds are wall-clock; steps are optimizer steps;
@@ -34,6 +35,7 @@ from torch.nn import functional as F
 
 from scalesearch.augment import channel_stats, eval_transform, train_transform
 from scalesearch.data import ImageDataset
+from scalesearch.depthwise import use_tap_weight_grad
 from scalesearch.errors import BadInput
 from scalesearch.model import build_model
 from scalesearch.scaling import NetworkSpec
@@ -307,6 +309,8 @@ class Trainer:
         self.model = build_model(spec, data.num_classes).to(
             device=self.device, memory_format=torch.channels_last
         )
+        if self.device.type == "cpu":
+            use_tap_weight_grad(self.model)  # see scalesearch.depthwise: tiny maps, slow oneDNN
         # Evaluation uses the plain module: its partial last batch would recompile a compiled one.
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.optimizer = make_optimizer(self.model, config, self.device)
