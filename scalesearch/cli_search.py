@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -25,6 +26,10 @@ StorageOpt = typer.Option(None, "--storage", help="Database URL (postgresql://..
 HeartbeatOpt = typer.Option(30, "--heartbeat", help="Seconds between worker heartbeats "
                             "(database storages); a worker silent for twice this is dead.")
 DeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda.")
+WorkersOpt = typer.Option(None, "--workers", help="Worker processes on this host (default: "
+                          "one per visible GPU, or 1 without GPUs).")
+WorkersPerGpuOpt = typer.Option(1, "--workers-per-gpu", help="With GPUs and no --workers: "
+                                "workers per GPU, for proxies too small to fill one.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +85,7 @@ class ConsoleReporter:
             return
         self.progress.update(self.steps, visible=False)
         done = trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or "failure" in attrs
-        if done:
+        if done and "duplicate_of" not in attrs:  # a duplicate does not count (search.py)
             self.progress.advance(self.trials)
         if self.quiet:
             return
@@ -95,7 +100,9 @@ def trial_line(trial) -> str:
     """One line per finished trial: number, kind, scale, FLOPs, accuracy."""
     attrs = trial.user_attrs
     head = f"trial {trial.number:>3} {attrs.get('kind', '?'):<10}"
-    if "flops_ratio" in attrs:
+    # A trial whose worker died while recording it may hold only some of these.
+    if all(k in attrs for k in ("alpha", "beta", "gamma", "depth_mult", "width_mult",
+                                "resolution", "flops_ratio")):
         head += (f" alpha {attrs['alpha']:.3f} beta {attrs['beta']:.3f} "
                  f"gamma {attrs['gamma']:.3f}  d {attrs['depth_mult']:.2f} "
                  f"w {attrs['width_mult']:.2f} r {attrs['resolution']:>3}px  "
@@ -107,6 +114,8 @@ def trial_line(trial) -> str:
         spread = f" ± {std:.1%}" if std is not None else ""
         return f"{head}  val {trial.value:.1%}{spread} ({attrs.get('n_seeds', 1)} seeds)"
     reason = attrs.get("failure") or attrs.get("infeasible") or attrs.get("failure_reason")
+    if "duplicate_of" in attrs:
+        reason = f"same network as trial {attrs['duplicate_of']}, not trained"
     return f"{head}  {state}{': ' + reason if reason else ''}"
 
 
@@ -166,9 +175,8 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Data split and sampler seed."),
     storage: Optional[str] = StorageOpt,
     heartbeat: int = HeartbeatOpt,
-    workers: int = typer.Option(1, "--workers", help="Worker processes on this host."),
-    workers_per_gpu: int = typer.Option(1, "--workers-per-gpu",
-                                        help="With GPUs: workers per GPU."),
+    workers: Optional[int] = WorkersOpt,
+    workers_per_gpu: int = WorkersPerGpuOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No progress or per-trial lines."),
 ) -> None:
     """Search alpha, beta, gamma at one FLOPs budget; running it again resumes the study."""
@@ -183,14 +191,23 @@ def run(
         prune=prune, max_params=max_params, max_activations=max_activations,
         train_images=train_images, val_images=val_images, seed=seed,
     )
-    if workers < 1 or workers_per_gpu < 1:
-        raise BadInput(f"--workers and --workers-per-gpu must be at least 1, got {workers} "
-                       f"and {workers_per_gpu}.")
-    if heartbeat < 1:
-        raise BadInput(f"--heartbeat must be at least 1 second, got {heartbeat}.")
+    _check_workers(workers, workers_per_gpu, heartbeat, storage)
     where = Where(check_name(name or _default_name(config, study_file)), results_dir, storage,
                   heartbeat)
     _run(where, config, workers, workers_per_gpu, quiet, create=True)
+
+
+def _check_workers(workers: Optional[int], workers_per_gpu: int, heartbeat: int,
+                   storage: Optional[str]) -> None:
+    if workers is not None and workers < 1:
+        raise BadInput(f"--workers must be at least 1, got {workers}.")
+    if workers_per_gpu < 1:
+        raise BadInput(f"--workers-per-gpu must be at least 1, got {workers_per_gpu}.")
+    if heartbeat < 1:
+        raise BadInput(f"--heartbeat must be at least 1 second, got {heartbeat}.")
+    if storage and storage.startswith("sqlite") and (workers or 1) > 1:
+        raise BadInput("SQLite is not safe for several worker processes; leave out --storage "
+                       "(the local journal file is) or use PostgreSQL or MySQL.")
 
 
 def worker(
@@ -199,17 +216,22 @@ def worker(
     storage: Optional[str] = StorageOpt,
     heartbeat: int = HeartbeatOpt,
     device: Optional[str] = DeviceOpt,
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data set folder on this "
+                                           "machine (default: the one the study was made with)."),
+    workers: Optional[int] = WorkersOpt,
+    workers_per_gpu: int = WorkersPerGpuOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No progress or per-trial lines."),
 ) -> None:
-    """Join an existing study and train its candidates (one per process; start many)."""
+    """Join an existing study and train its candidates until it is complete."""
     from scalesearch.runner import Where, check_name
 
+    _check_workers(workers, workers_per_gpu, heartbeat, storage)
     where = Where(check_name(name), results_dir, storage, heartbeat)
-    config = _stored_config(where, device)
-    _run(where, config, 1, 1, quiet, create=False)
+    config = _stored_config(where, device, data_dir)
+    _run(where, config, workers, workers_per_gpu, quiet, create=False)
 
 
-def _stored_config(where, device: Optional[str]):
+def _stored_config(where, device: Optional[str], data_dir: Optional[str] = None):
     """The configuration a study was created with, from its storage."""
     import dataclasses
 
@@ -234,12 +256,16 @@ def _stored_config(where, device: Optional[str]):
     config = StudyConfig(**{k: v for k, v in settings.items() if k in known})
     if device is not None:
         config.device = device
+    if data_dir is not None:
+        config.data_dir = data_dir
     return check(config)
 
 
-def _gpu_slots(workers_per_gpu: int) -> list[str | None]:
-    """CUDA_VISIBLE_DEVICES of each worker: one entry per GPU slot, or [None] without GPUs."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+def _gpu_slots(workers_per_gpu: int, device: str) -> list[str | None]:
+    """CUDA_VISIBLE_DEVICES of each worker slot: each visible GPU `workers_per_gpu` times, or
+    [None] without GPUs (or with --device cpu)."""
+    if device == "cpu":
+        return [None]
     try:
         import torch
 
@@ -248,18 +274,22 @@ def _gpu_slots(workers_per_gpu: int) -> list[str | None]:
         count = 0
     if count == 0:
         return [None]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = visible.split(",") if visible else [str(i) for i in range(count)]
     return [gpu for gpu in ids[:count] for _ in range(workers_per_gpu)]
 
 
-def _run(where, config, workers: int, workers_per_gpu: int, quiet: bool, create: bool) -> None:
+def _run(where, config, workers: Optional[int], workers_per_gpu: int, quiet: bool,
+         create: bool) -> None:
     import optuna
     from rich.console import Console
 
     from scalesearch.runner import export, open_study, sigterm_as_interrupt, write_run_files
+    from scalesearch.search import storage_failure
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our own lines say what happened
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    threading.excepthook = _quiet_storage_errors
     console = Console(stderr=True, soft_wrap=True)
     study = open_study(where, config, create=create)
     if where.storage is None and create:
@@ -267,12 +297,11 @@ def _run(where, config, workers: int, workers_per_gpu: int, quiet: bool, create:
     console.print(f"study {where.name}: budget {config.budget:g}x, {config.dataset}, "
                   f"{config.epochs} epochs, {config.seeds} seed(s), sampler {config.sampler}; "
                   f"stored in {where.storage or where.folder / 'study.journal'}")
-    slots = _gpu_slots(workers_per_gpu)
-    spawn = workers > 1 or len(slots) > 1
+    slots = _gpu_slots(workers_per_gpu, config.device)
+    count = workers if workers is not None else len(slots)
     try:
         with sigterm_as_interrupt():
-            if spawn:
-                count = workers if workers > 1 else len(slots)
+            if count > 1:
                 _run_processes(study, where, config, count, slots, console, quiet)
             else:
                 _run_here(study, where, config, console, quiet)
@@ -281,8 +310,26 @@ def _run(where, config, workers: int, workers_per_gpu: int, quiet: bool, create:
         console.print("stopped: finished trials are saved; the interrupted one will be re-run. "
                       f"Resume with: {_resume_hint(where.name, where.results_dir, where.storage)}")
         raise typer.Exit(130) from None
+    except Exception as err:
+        reason = storage_failure(err)
+        if reason is None:
+            raise
+        # One line, no traceback: what finished is in the database already.
+        console.print(f"error: lost the storage {where.storage or where.folder}: {reason}; "
+                      "every finished trial is stored there, run the same command again "
+                      "when it is back.", markup=False)
+        raise typer.Exit(1) from None
     summary = export(study, where, config.budget)
     _print_summary(console, summary, where)
+
+
+def _quiet_storage_errors(args) -> None:
+    """Threads (Optuna's heartbeat) that lose the database die quietly: the main thread meets
+    the same error at its next call and reports it in one line."""
+    from scalesearch.search import storage_failure
+
+    if args.exc_value is None or storage_failure(args.exc_value) is None:
+        threading.__excepthook__(args)
 
 
 def _run_here(study, where, config, console, quiet: bool) -> None:
@@ -301,44 +348,59 @@ def _run_here(study, where, config, console, quiet: bool) -> None:
         run_worker(study, config, data, reporter)
 
 
+def _worker_command(where, config) -> list[str]:
+    """The `scalesearch worker` command line of one worker process of `_run_processes`."""
+    command = [sys.executable, "-m", "scalesearch", "worker", "--name", where.name,
+               "--results-dir", str(where.results_dir), "--heartbeat", str(where.heartbeat),
+               "--data-dir", config.data_dir, "--device", config.device, "--workers", "1",
+               "--quiet"]
+    if where.storage:
+        command += ["--storage", where.storage]
+    return command
+
+
 def _run_processes(study, where, config, count: int, slots, console, quiet: bool) -> None:
     """`count` worker processes, GPU slots assigned round-robin; progress from the storage."""
-    from optuna.trial import TrialState
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from scalesearch.runner import export
     from scalesearch.search import done_count
 
-    command = [sys.executable, "-m", "scalesearch", "worker", "--name", where.name,
-               "--results-dir", str(where.results_dir), "--heartbeat", str(where.heartbeat),
-               "--quiet"]
-    if where.storage:
-        command += ["--storage", where.storage]
-    logs = where.folder if where.storage is None else where.results_dir / where.name
+    logs = where.folder
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
     for index in range(count):
         env = dict(os.environ)
-        if slots[index % len(slots)] is not None:
-            env["CUDA_VISIBLE_DEVICES"] = slots[index % len(slots)]
+        slot = slots[index % len(slots)]
+        if slot is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot
+        elif "OMP_NUM_THREADS" not in env:  # CPU workers share the cores instead of fighting
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
         log = open(logs / f"worker-{index}.log", "ab")  # noqa: SIM115 - closed below
-        processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=log), log))
+        processes.append((subprocess.Popen(_worker_command(where, config), env=env,
+                                           stdout=log, stderr=log), log))
     console.print(f"{count} workers started; their logs: {logs}/worker-N.log")
+    index_of = {p.pid: i for i, (p, _) in enumerate(processes)}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        console=console, transient=True, disable=quiet or not console.is_terminal)
+    overall = progress.add_task("candidates", total=study.user_attrs["target"])
+    lanes = [progress.add_task(f"worker {i}: starting", total=None) for i in range(count)]
     seen: set[int] = set()
     try:
-        while any(p.poll() is None for p, _ in processes):
-            time.sleep(1.0)
-            trials = study.get_trials(deepcopy=False)
-            for t in trials:
-                if t.number not in seen and t.state.is_finished():
-                    seen.add(t.number)
-                    if not quiet and not t.user_attrs.get("surplus"):
-                        console.print(trial_line(t))
-            running = sum(t.state == TrialState.RUNNING for t in trials)
-            if not quiet and console.is_terminal:
-                console.print(f"{done_count(trials)}/{study.user_attrs['target']} done, "
-                              f"{running} running", end="\r")
-            export(study, where, config.budget)
-    except KeyboardInterrupt:
+        with progress:
+            while any(p.poll() is None for p, _ in processes):
+                time.sleep(1.0)
+                trials = study.get_trials(deepcopy=False)
+                for t in trials:
+                    if t.number not in seen and t.state.is_finished():
+                        seen.add(t.number)
+                        if not quiet and not t.user_attrs.get("surplus"):
+                            console.print(trial_line(t))
+                progress.update(overall, completed=done_count(trials))
+                for i, text in enumerate(_lanes(trials, processes, index_of)):
+                    progress.update(lanes[i], description=text)
+                export(study, where, config.budget)
+    except BaseException:  # Ctrl-C, SIGTERM or a failure here: no worker is left behind
         for p, _ in processes:
             if p.poll() is None:
                 p.terminate()  # workers turn SIGTERM into a saved stop
@@ -348,10 +410,46 @@ def _run_processes(study, where, config, count: int, slots, console, quiet: bool
     finally:
         for _, log in processes:
             log.close()
-    failed = [p.returncode for p, _ in processes if p.returncode not in (0, None)]
-    if failed:
-        raise BadInput(f"{len(failed)} worker(s) stopped with an error (exit {failed[0]}); "
-                       f"see {logs}/worker-N.log.")
+    _check_workers_ended(study, processes, logs, console)
+
+
+def _lanes(trials, processes, index_of: dict[int, int]) -> list[str]:
+    """One status text per worker process: the trial it trains, idle, or how it ended."""
+    from optuna.trial import TrialState
+
+    texts = [f"worker {i}: idle" for i in range(len(processes))]
+    for t in trials:
+        pid = str(t.user_attrs.get("worker", "")).split(":")[1:2]
+        i = index_of.get(int(pid[0])) if pid and pid[0].isdigit() else None
+        if t.state == TrialState.RUNNING and i is not None:
+            texts[i] = f"worker {i}: trial {t.number} {t.user_attrs.get('kind', '')}"
+    for i, (p, _) in enumerate(processes):
+        if p.poll() is not None:
+            texts[i] = f"worker {i}: ended (exit {p.returncode})"
+    return texts
+
+
+def _check_workers_ended(study, processes, logs, console) -> None:
+    """After all workers ended: a warning for workers that died if the others completed the
+    study, an error (exit 1) if the study is unfinished."""
+    from optuna.trial import TrialState
+
+    from scalesearch.search import done_count
+
+    died = [f"worker {i} (exit {p.returncode})" for i, (p, _) in enumerate(processes)
+            if p.returncode != 0]
+    if not died:
+        return
+    trials = study.get_trials(deepcopy=False)
+    open_trials = any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    if done_count(trials) >= study.user_attrs["target"] and not open_trials:
+        console.print(f"warning: {', '.join(died)} stopped early; the other workers completed "
+                      f"the study (see {logs}/worker-N.log).")
+        return
+    console.print(f"error: {', '.join(died)} stopped before the study was complete; see "
+                  f"{logs}/worker-N.log, then run the same command again to resume.",
+                  markup=False)
+    raise typer.Exit(1)
 
 
 def _print_summary(console, summary: dict, where) -> None:
@@ -419,7 +517,8 @@ def show(
 
     study, where, settings = _load(name, results_dir, storage)
     trials = study.get_trials(deepcopy=False)
-    summary = summarize(trial_rows(trials), settings.get("budget", float("nan")))
+    summary = summarize(trial_rows(trials), settings.get("budget", float("nan")),
+                        settings.get("tolerance", 0.03))
     if as_json:
         print(json.dumps(summary, indent=2))
         return
@@ -431,6 +530,8 @@ def show(
                    "flops x", "val acc", "seeds", "state", "note"):
         table.add_column(column, justify="left" if column in ("kind", "state", "note")
                          else "right")
+    # Failed trials (a dead worker, an interrupt) point to the trial that re-runs them.
+    rerun_as = {t.user_attrs["rerun_of"]: t.number for t in trials if "rerun_of" in t.user_attrs}
     for t in trials:
         a = t.user_attrs
         if a.get("surplus"):
@@ -445,6 +546,10 @@ def show(
         note = a.get("failure") or a.get("infeasible") or a.get("failure_reason") or ""
         if "rerun_of" in a:
             note = f"re-run of {a['rerun_of']} {note}".strip()
+        if "duplicate_of" in a:
+            note = f"same network as trial {a['duplicate_of']}, not trained"
+        if t.number in rerun_as:
+            note = f"{note}; re-run as {rerun_as[t.number]}".lstrip("; ")
         table.add_row(str(t.number), a.get("kind", ""), num("alpha", ".3f"), num("beta", ".3f"),
                       num("gamma", ".3f"), num("depth_mult", ".2f"), num("width_mult", ".2f"),
                       num("resolution", "d"), num("flops_ratio", ".2f"), acc,
@@ -458,24 +563,17 @@ def plot(
     results_dir: Path = ResultsOpt,
     storage: Optional[str] = StorageOpt,
 ) -> None:
-    """Draw the study's accuracy-vs-FLOPs frontier (PNG and SVG) under results/<name>/plots/."""
-    from scalesearch.plots import plot_frontier
-    from scalesearch.results import summarize, trial_rows
+    """Draw every figure the study's data supports (PNG and SVG) under results/<name>/plots/:
+    frontier, search surface, history, timeline, parameter importances, and the scaling
+    curves once `scalesearch compare` has run."""
+    from scalesearch.figures import draw_study
 
-    study, where, settings = _load(name, results_dir, storage)
-    frame = trial_rows(study.get_trials(deepcopy=False))
-    done = frame[frame["state"] == "complete"]
-    if done.empty:
-        raise BadInput(f"study {where.name!r} has no finished trials to plot yet.")
-    budget = settings.get("budget")
-    summary = summarize(frame, budget or float("nan"))
-    title = (f"{settings.get('dataset', '?')}, budget {budget:g}x, {settings.get('epochs')} "
-             f"epochs x {settings.get('seeds')} seed(s), base d {settings.get('base_depth')} "
-             f"w {settings.get('base_width')}")
-    best = summary["best"]["trial"] if summary["best"] else None
-    paths = plot_frontier(frame, where.folder / "plots", title, budget=budget, best_trial=best)
-    for path in paths:
-        print(path)
+    drawn = draw_study(name, results_dir, storage)
+    for paths in drawn.figures.values():
+        for path in paths:
+            print(path)
+    for figure, reason in drawn.skipped.items():
+        print(f"not drawn: {figure}: {reason}", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:
@@ -484,3 +582,7 @@ def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(show)
     app.command()(plot)
+
+    from scalesearch.cli_compare import register as register_compare
+
+    register_compare(app)

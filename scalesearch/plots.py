@@ -32,7 +32,7 @@ KIND_COLORS: dict[str, str] = {
     "compound": "#D55E00",  # vermillion
 }
 KIND_LABELS: dict[str, str] = {
-    "baseline": "baseline (B0)",
+    "baseline": "baseline (base network)",
     "depth": "depth only",
     "width": "width only",
     "resolution": "resolution only",
@@ -291,6 +291,11 @@ def plot_frontier(
                 handles.insert(0, Line2D([], [], marker="o", linestyle="none", color="0.45",
                                          alpha=0.5, markersize=3.5, markeredgewidth=0))
                 labels.insert(0, "individual seeds")
+            if "flops_matched" in table and (~table["flops_matched"].fillna(True)
+                                             .astype(bool)).any():
+                handles.append(Line2D([], [], marker="o", linestyle="none", color="0.3",
+                                      markerfacecolor="white", markersize=5))
+                labels.append("hollow: off budget (rounding)")
             fig.legend(handles, labels, loc="outside lower center", ncol=4 if zoom else 3,
                        frameon=False, handletextpad=0.4, columnspacing=1.4)
             if best is not None:  # last: placing it needs the final layout. In the overview,
@@ -328,8 +333,17 @@ def _draw_frontier(ax, table: pd.DataFrame, seeds: pd.DataFrame, scale: float, b
         if spread.any():
             ax.errorbar(x[spread], y[spread], yerr=rows.loc[spread, "val_accuracy_std"] * 100,
                         fmt="none", ecolor=color, elinewidth=0.9, capsize=2.5, zorder=4)
-        ax.scatter(x, y, s=36 if kind == "compound" else 30, marker=KIND_MARKERS[kind],
-                   c=color, edgecolors="white", linewidths=0.5, zorder=5, label=KIND_LABELS[kind])
+        # Hollow: FLOPs could not be brought within the tolerance of the budget.
+        off = (~rows["flops_matched"].fillna(True).astype(bool) if "flops_matched" in rows
+               else pd.Series(False, index=rows.index))
+        if (~off).any():
+            ax.scatter(x[~off], y[~off], s=36 if kind == "compound" else 30,
+                       marker=KIND_MARKERS[kind], c=color, edgecolors="white", linewidths=0.5,
+                       zorder=5, label=KIND_LABELS[kind])
+        if off.any():
+            ax.scatter(x[off], y[off], s=36 if kind == "compound" else 30,
+                       marker=KIND_MARKERS[kind], c="white", edgecolors=color, linewidths=1.2,
+                       zorder=5, label=None if (~off).any() else KIND_LABELS[kind])
 
     if best is not None:
         name = "compound" if best["kind"] == "compound" else KIND_LABELS[best["kind"]]
@@ -417,3 +431,309 @@ def _annotate_best(ax, x: float, y: float, text: str, obstacles: np.ndarray) -> 
             label.remove()
         if cost == 0:
             return
+
+
+# ---------------------------------------------------------------------------------------------
+# figures beyond the frontier: scaling curves, the search surface, the search's own course
+
+STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8.5, "svg.fonttype": "none"}
+# The paper's coefficients (Tan & Le 2019, section 3.3), marked on the search surface.
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+
+
+def _figure(size: tuple[float, float]):
+    """A new (figure, axes) with the Agg backend and the shared style."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+    return fig, ax
+
+
+def _save(fig, out_dir: Path, stem: str, title: str) -> list[Path]:
+    """Title `fig`, save it as stem.png (300 dpi) and stem.svg under `out_dir`, close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        width = int(fig.get_figwidth() * 13)  # characters of 9.5 pt text per line
+        fig.suptitle("\n".join(textwrap.wrap(title, width)), fontsize=9.5)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
+        with plt.rc_context(STYLE):
+            fig.savefig(paths[0], dpi=300)
+            fig.savefig(paths[1], metadata={"Date": None})  # no timestamp: reruns are identical
+    finally:
+        plt.close(fig)
+    return paths
+
+
+def _tidy(ax) -> None:
+    ax.grid(True, which="major", color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def scaling_table(frame: pd.DataFrame, accuracy: str) -> pd.DataFrame:
+    """Per (phi, kind) with a complete seed: flops, mean, std (ddof 1), n of `accuracy` and
+    whether the FLOPs were matched; sorted by kind then phi. The baseline (phi 0) is the
+    first point of every kind's curve."""
+    _check_columns(frame, ("trial", "kind", "phi", "flops", "state", accuracy), "comparison")
+    done = frame[(frame["state"] == "complete") & frame[accuracy].notna()]
+    columns = ["kind", "phi", "flops", "flops_matched", "mean", "std", "n"]
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    groups = done.groupby("trial", sort=True)
+    table = groups.nth(0).set_index("trial")[["kind", "phi", "flops"]]
+    table["flops_matched"] = (groups.nth(0).set_index("trial")["flops_matched"]
+                              if "flops_matched" in done.columns else True)
+    table["mean"] = groups[accuracy].mean()
+    table["std"] = groups[accuracy].std(ddof=1)
+    table["n"] = groups[accuracy].count().astype(int)
+    return table.sort_values(["kind", "phi"]).reset_index(drop=True)[columns]
+
+
+def plot_scaling(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    """Accuracy vs FLOPs (log) for compound, depth, width and resolution scaling: mean and
+    std error bars over seeds, each curve starting at the baseline; test accuracy when the
+    rows have it, else validation. Off-FLOPs single-dimension points are drawn hollow.
+    Saved as scaling.png and scaling.svg; returns [png, svg]."""
+    accuracy = ("test_accuracy" if "test_accuracy" in frame.columns
+                and frame["test_accuracy"].notna().any() else "val_accuracy")
+    table = scaling_table(frame, accuracy)
+    if table.empty:
+        raise BadInput("the comparison has no finished network; nothing to plot")
+    scale, prefix = _flops_unit(table["flops"].to_numpy(dtype=float))
+    base = table[table["kind"] == "baseline"]
+    fig, ax = _figure((6.4, 5.0))
+    with _rc():
+        for kind in ("depth", "width", "resolution", "compound"):
+            rows = pd.concat([base, table[table["kind"] == kind]]).sort_values("flops")
+            if (rows["kind"] == kind).sum() == 0:
+                continue
+            x, y = rows["flops"] / scale, rows["mean"] * 100
+            ax.plot(x, y, color=KIND_COLORS[kind], linewidth=2.0 if kind == "compound" else 1.3,
+                    zorder=3, label=KIND_LABELS[kind] if kind != "compound" else
+                    "compound (α^φ, β^φ, γ^φ)", marker=KIND_MARKERS[kind], markersize=0)
+            own = rows[rows["kind"] == kind]
+            ax.errorbar(own["flops"] / scale, own["mean"] * 100, yerr=own["std"].fillna(0.0) * 100,
+                        fmt="none", ecolor=KIND_COLORS[kind], elinewidth=0.9, capsize=2.5,
+                        zorder=4)
+            matched = own["flops_matched"].astype(bool)
+            for hollow in (False, True):
+                pick = own[matched != hollow]
+                if pick.empty:
+                    continue
+                ax.scatter(pick["flops"] / scale, pick["mean"] * 100, marker=KIND_MARKERS[kind],
+                           s=38 if kind == "compound" else 30, zorder=5, linewidths=1.0,
+                           c="white" if hollow else KIND_COLORS[kind],
+                           edgecolors=KIND_COLORS[kind] if hollow else "white")
+            for _, row in own[own["kind"] == "compound"].iterrows():
+                ax.annotate(f"φ={row['phi']:g}", (row["flops"] / scale, row["mean"] * 100),
+                            xytext=(4, -10), textcoords="offset points", fontsize=7.5,
+                            color=KIND_COLORS["compound"])
+        if not base.empty:
+            ax.errorbar(base["flops"] / scale, base["mean"] * 100,
+                        yerr=base["std"].fillna(0.0) * 100, fmt="none",
+                        ecolor=KIND_COLORS["baseline"], elinewidth=0.9, capsize=2.5, zorder=4)
+            ax.scatter(base["flops"] / scale, base["mean"] * 100, marker=KIND_MARKERS["baseline"],
+                       c=KIND_COLORS["baseline"], s=30, zorder=6, edgecolors="white",
+                       label=KIND_LABELS["baseline"])
+        low, high = float(table["flops"].min() / scale), float(table["flops"].max() / scale)
+        _set_flops_axis(ax, *_padded(low, high, 0.06, 1.15 if low == high else 1.01))
+        ax.set_xlabel(f"FLOPs ({prefix} multiply-adds, fvcore; log scale)")
+        which = "Test" if accuracy == "test_accuracy" else "Validation"
+        ax.set_ylabel(f"{which} accuracy (%), mean ± std over seeds")
+        _tidy(ax)
+        handles, labels = ax.get_legend_handles_labels()
+        if (~table["flops_matched"].astype(bool)).any():
+            from matplotlib.lines import Line2D
+
+            handles.append(Line2D([], [], marker="o", linestyle="none", color="0.4",
+                                  markerfacecolor="white"))
+            labels.append("hollow: FLOPs not matched within tolerance")
+        fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False,
+                   handletextpad=0.4, columnspacing=1.2)
+    return _save(fig, out_dir, "scaling", title)
+
+
+def _rc():
+    import matplotlib.pyplot as plt
+
+    return plt.rc_context(STYLE)
+
+
+def _ternary(depth, width, resolution) -> tuple[np.ndarray, np.ndarray]:
+    """Shares (summing to 1) -> plane coordinates: depth at (0, 0), width at (1, 0),
+    resolution at the top (0.5, sqrt(3)/2)."""
+    width, resolution = np.asarray(width, dtype=float), np.asarray(resolution, dtype=float)
+    return width + resolution / 2, resolution * math.sqrt(3) / 2
+
+
+def shares_of(alpha: float, beta: float, gamma: float) -> tuple[float, float, float]:
+    """Shares of log(alpha * beta^2 * gamma^2) spent on depth, width and resolution."""
+    logs = (math.log(alpha), 2 * math.log(beta), 2 * math.log(gamma))
+    total = sum(logs)
+    return tuple(v / total for v in logs)
+
+
+def plot_surface(frame: pd.DataFrame, out_dir: Path, title: str,
+                 found: tuple[float, float, float] | None = None,
+                 paper: tuple[float, float, float] = PAPER_COEFFICIENTS) -> list[Path]:
+    """Mean validation accuracy over the constraint surface, drawn as the triangle of shares
+    of log(budget) spent on depth, width and resolution; the measured candidates (corners and
+    compound) with their accuracy, a linear interpolation between them, the found optimum
+    (`found` alpha, beta, gamma) starred and the paper's coefficients marked.
+    Saved as surface.png and surface.svg; returns [png, svg]."""
+    table = aggregate(frame)
+    table = table[table["kind"] != "baseline"].dropna(
+        subset=["depth_share", "width_share", "resolution_share"])
+    if table.empty:
+        raise BadInput("no candidate on the surface has a complete seed; nothing to plot")
+    x, y = _ternary(table["depth_share"], table["width_share"], table["resolution_share"])
+    z = table["val_accuracy_mean"].to_numpy(dtype=float) * 100
+    fig, ax = _figure((6.0, 6.0))
+    with _rc():
+        import matplotlib.tri as mtri
+
+        corners = np.array([[0, 0], [1, 0], [0.5, math.sqrt(3) / 2], [0, 0]])
+        for step in (0.25, 0.5, 0.75):  # share grid lines
+            for a, b in ((0, 1), (1, 2), (2, 0)):
+                start = corners[a] + step * (corners[b] - corners[a])
+                end = corners[a] + step * (corners[3 - a - b] - corners[a])
+                ax.plot(*zip(start, end), color="0.88", linewidth=0.6, zorder=0)
+        levels = None
+        if len(table) >= 3:
+            try:
+                tri = mtri.Triangulation(x, y)
+                levels = np.linspace(z.min(), z.max(), 7) if z.max() > z.min() else None
+                if levels is not None:
+                    filled = ax.tricontourf(tri, z, levels=levels, cmap="viridis", alpha=0.55,
+                                            zorder=1)
+                    bar = fig.colorbar(filled, ax=ax, shrink=0.7, pad=0.02)
+                    bar.set_label("validation accuracy (%), linear interpolation")
+            except (ValueError, RuntimeError):  # collinear points: no triangulation
+                levels = None
+        ax.plot(corners[:, 0], corners[:, 1], color="0.3", linewidth=1.0, zorder=2)
+        for kind in ("depth", "width", "resolution", "compound"):
+            pick = (table["kind"] == kind).to_numpy()
+            if pick.any():
+                ax.scatter(x[pick], y[pick], marker=KIND_MARKERS[kind], s=44, zorder=4,
+                           c=KIND_COLORS[kind], edgecolors="white", linewidths=0.6,
+                           label=KIND_LABELS[kind])
+        for xi, yi, zi in zip(x, y, z):
+            ax.annotate(f"{zi:.1f}", (xi, yi), xytext=(0, 7), textcoords="offset points",
+                        ha="center", fontsize=7.5, zorder=5,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                              "alpha": 0.7})
+        for coefficients, marker, label, color in (
+                (found, "*", "found optimum", KIND_COLORS["compound"]),
+                (paper, "P", "paper (1.2, 1.1, 1.15)", "black")):
+            if coefficients is None:
+                continue
+            px, py = _ternary(*(np.array([s]) for s in shares_of(*coefficients)))
+            ax.scatter(px, py, marker=marker, s=230 if marker == "*" else 90, c=color,
+                       edgecolors="black" if marker == "*" else "white", linewidths=0.8,
+                       zorder=6, label=f"{label}: α={coefficients[0]:.3g} β={coefficients[1]:.3g}"
+                                       f" γ={coefficients[2]:.3g}")
+        for (cx, cy), text, ha, va in (((0, 0), "all on depth", "left", "top"),
+                                       ((1, 0), "all on width", "right", "top"),
+                                       ((0.5, math.sqrt(3) / 2), "all on resolution",
+                                        "center", "bottom")):
+            ax.annotate(text, (cx, cy), xytext=(0, -8 if va == "top" else 22),
+                        textcoords="offset points", ha=ha, va=va, fontsize=8, color="0.25")
+        ax.set_aspect("equal")
+        ax.set_xlim(-0.08, 1.08)
+        ax.set_ylim(-0.12, math.sqrt(3) / 2 + 0.12)
+        ax.axis("off")
+        fig.legend(loc="outside lower center", ncol=2, frameon=False, fontsize=7.5)
+    return _save(fig, out_dir, "surface", title)
+
+
+def plot_history(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    """Mean validation accuracy of each candidate in trial order, coloured by kind, with the
+    best compound candidate so far as a step line. Saved as history.png and history.svg."""
+    table = aggregate(frame).sort_values("trial")
+    if table.empty:
+        raise BadInput("no trial has a complete seed; nothing to plot")
+    fig, ax = _figure((6.0, 3.6))
+    with _rc():
+        for kind in KINDS:
+            rows = table[table["kind"] == kind]
+            if rows.empty:
+                continue
+            spread = rows["val_accuracy_std"].fillna(0.0) * 100
+            ax.errorbar(rows["trial"], rows["val_accuracy_mean"] * 100, yerr=spread, fmt="none",
+                        ecolor=KIND_COLORS[kind], elinewidth=0.9, capsize=2, zorder=3)
+            ax.scatter(rows["trial"], rows["val_accuracy_mean"] * 100, marker=KIND_MARKERS[kind],
+                       c=KIND_COLORS[kind], s=32, edgecolors="white", linewidths=0.5, zorder=4,
+                       label=KIND_LABELS[kind])
+        compound = table[table["kind"] == "compound"]
+        if len(compound):
+            best = compound["val_accuracy_mean"].cummax() * 100
+            ax.step(list(compound["trial"]) + [table["trial"].max()],
+                    list(best) + [best.iloc[-1]], where="post", color=KIND_COLORS["compound"],
+                    linestyle="--", linewidth=1.0, zorder=2, label="best compound so far")
+        ax.set_xlabel("trial (order in which the study ran them)")
+        ax.set_ylabel("Validation accuracy (%)")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _tidy(ax)
+        ax.legend(loc="best", frameon=False, ncol=2)
+    return _save(fig, out_dir, "history", title)
+
+
+def plot_timeline(spans: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    """When each trial ran: one bar per trial from start to end (minutes since the first
+    start), coloured by kind, hatched when it did not complete; `spans` has columns trial,
+    kind, start, end (datetimes) and state. Saved as timeline.png and timeline.svg."""
+    _check_columns(spans, ("trial", "kind", "start", "end", "state"), "timeline")
+    spans = spans.dropna(subset=["start", "end"]).sort_values("trial")
+    if spans.empty:
+        raise BadInput("no trial has a start and an end; nothing to plot")
+    origin = spans["start"].min()
+    start = (spans["start"] - origin).dt.total_seconds() / 60
+    length = (spans["end"] - spans["start"]).dt.total_seconds() / 60
+    fig, ax = _figure((6.0, 0.8 + 0.22 * len(spans)))
+    with _rc():
+        seen = set()
+        for (_, row), left, width in zip(spans.iterrows(), start, length):
+            kind = row["kind"] if row["kind"] in KIND_COLORS else "baseline"
+            done = row["state"] == "complete"
+            ax.barh(row["trial"], width, left=left, height=0.7, color=KIND_COLORS[kind],
+                    alpha=1.0 if done else 0.35, hatch=None if done else "///",
+                    edgecolor="white", linewidth=0.5,
+                    label=None if kind in seen else KIND_LABELS[kind])
+            seen.add(kind)
+        ax.invert_yaxis()
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("minutes since the first trial started")
+        ax.set_ylabel("trial")
+        _tidy(ax)
+        ax.legend(loc="lower right", frameon=False, fontsize=7.5)
+    return _save(fig, out_dir, "timeline", title)
+
+
+def plot_importances(importances: dict[str, float], out_dir: Path, title: str) -> list[Path]:
+    """Optuna's parameter importances (PED-ANOVA, fractions summing to 1) as horizontal bars.
+    Saved as importances.png and importances.svg."""
+    if not importances:
+        raise BadInput("no parameter importances; nothing to plot")
+    names = sorted(importances, key=importances.get)
+    fig, ax = _figure((5.0, 1.2 + 0.45 * len(names)))
+    with _rc():
+        values = [importances[n] for n in names]
+        ax.barh(names, values, color=KIND_COLORS["compound"], height=0.55)
+        for i, value in enumerate(values):
+            ax.annotate(f"{value:.2f}", (value, i), xytext=(3, 0), textcoords="offset points",
+                        va="center", fontsize=8)
+        ax.set_xlim(0, max(1.0, max(values) * 1.15))
+        ax.set_xlabel("importance for validation accuracy (Optuna PED-ANOVA, sums to 1)")
+        _tidy(ax)
+    return _save(fig, out_dir, "importances", title)

@@ -7,13 +7,16 @@ functions of the trials; `write_outputs` is the only one that touches files.
 
 Noise: the pooled standard deviation over seeds of every candidate trained more than once (the
 baseline always is). The difference between two candidates is called real when it exceeds
-twice its standard error, sqrt(s^2/n1 + s^2/n2) with the pooled s.
+twice its standard error, sqrt(s^2/n1 + s^2/n2) with the pooled s, and it counts as a win
+only at equal cost: a winner that used more FLOPs than the loser beyond the matching tolerance
+(rounding can keep a corner off the budget) gets the answer "unequal", never a win.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +34,8 @@ SINGLE_DIMENSIONS = ("depth", "width", "resolution")
 def trial_rows(trials: list[FrozenTrial]) -> pd.DataFrame:
     """One row per trained model (a candidate with one seed), columns `COLUMNS`.
 
-    Surplus trials are left out, and so is a trial that was re-run (its re-run carries the
+    Surplus trials and duplicates (a network already trained) are left out, and so is a trial
+    that was re-run (its re-run carries the
     seeds it had finished); a candidate rejected before training (infeasible) gets one row
     with state "infeasible"; a trial whose worker is still training shows its finished seeds.
     """
@@ -40,7 +44,8 @@ def trial_rows(trials: list[FrozenTrial]) -> pd.DataFrame:
                   if "rerun_of" in t.user_attrs}
     for t in trials:
         attrs = t.user_attrs
-        if t.number in superseded or attrs.get("surplus") or "flops" not in attrs:
+        if (t.number in superseded or attrs.get("surplus") or "duplicate_of" in attrs
+                or "flops" not in attrs):
             continue
         base = {c: attrs.get(c) for c in COLUMNS if c in attrs}
         base["trial"] = t.number
@@ -114,7 +119,7 @@ def _best(table: pd.DataFrame, kind: str) -> pd.Series | None:
     return rows.loc[rows["val_accuracy_mean"].idxmax()]
 
 
-def summarize(frame: pd.DataFrame, budget: float) -> dict:
+def summarize(frame: pd.DataFrame, budget: float, tolerance: float = 0.03) -> dict:
     """The study's answer; see the module docstring for how noise and the verdict are made."""
     table = candidates(frame)
     best = _best(table, "compound")
@@ -129,12 +134,17 @@ def summarize(frame: pd.DataFrame, budget: float) -> dict:
         "trained_models": int((frame["state"] == "complete").sum()),
         "candidates": int(len(table)),
     }
-    summary["verdict"] = verdict(summary["best"], singles, noise)
+    summary["verdict"] = verdict(summary["best"], singles, noise, tolerance)
     return summary
 
 
-def verdict(best: dict | None, singles: dict, noise: float | None) -> dict:
-    """Does the best compound candidate beat the best single dimension by more than noise?"""
+def verdict(
+    best: dict | None, singles: dict, noise: float | None, tolerance: float = 0.03
+) -> dict:
+    """Does the best compound candidate beat the best single dimension by more than noise?
+
+    A win counts only at equal cost: when the winner used more than ``tolerance`` more FLOPs
+    than the loser (rounding kept one of them off the budget), the answer is "unequal"."""
     measured = {k: v for k, v in singles.items() if v is not None}
     if best is None or not measured:
         missing = "compound candidate" if best is None else "single-dimension corner"
@@ -152,15 +162,21 @@ def verdict(best: dict | None, singles: dict, noise: float | None) -> dict:
     error = noise * math.sqrt(1 / best["n_seeds"] + 1 / single["n_seeds"])
     result["standard_error"] = error
     tail = f"(seed noise {noise * 100:.1f} points, standard error {error * 100:.1f})"
-    if difference > 2 * error:
-        return {**result, "answer": "compound",
-                "text": f"{head} {tail}. Compound scaling wins by more than the noise."}
-    if difference < -2 * error:
-        return {**result, "answer": kind,
-                "text": f"{head} {tail}. Scaling {kind} alone wins by more than the noise."}
-    return {**result, "answer": "tie",
-            "text": f"{head} {tail}. The difference is within the noise: add --seeds or "
-                    "epochs to tell them apart."}
+    if abs(difference) <= 2 * error:
+        return {**result, "answer": "tie",
+                "text": f"{head} {tail}. The difference is within the noise: add --seeds or "
+                        "epochs to tell them apart."}
+    winner, loser, name = ((best, single, "Compound scaling") if difference > 0
+                           else (single, best, f"Scaling {kind} alone"))
+    if winner["flops"] > loser["flops"] * (1 + tolerance):
+        return {**result, "answer": "unequal",
+                "text": f"{head} {tail}. {name} wins by more than the noise, but with "
+                        f"{winner['flops'] / loser['flops']:.2f}x the FLOPs of the other, so "
+                        "this is not a like-for-like result (rounding kept one of them off "
+                        "the budget; a larger --base-resolution gives finer steps)."}
+    answer = "compound" if difference > 0 else kind
+    return {**result, "answer": answer,
+            "text": f"{head} {tail}. {name} wins by more than the noise."}
 
 
 def _off(entry: dict) -> str:
@@ -178,7 +194,8 @@ def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict) -> list[Path
     for name, text in (("trials.csv", frame.to_csv(index=False)),
                        ("summary.json", json.dumps(summary, indent=2) + "\n")):
         path = folder / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        # One temporary name per process: workers of one study export at the same time.
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
         written.append(path)

@@ -111,7 +111,8 @@ def export(study, where: Where, budget: float) -> dict:
     from scalesearch.results import summarize, trial_rows, write_outputs
 
     frame = trial_rows(study.get_trials(deepcopy=False))
-    summary = summarize(frame, budget)
+    tolerance = study.user_attrs.get("settings", {}).get("tolerance", 0.03)
+    summary = summarize(frame, budget, tolerance)
     summary["study"] = where.name
     summary["storage"] = where.storage or str(where.folder / "study.journal")
     write_outputs(where.folder, frame, summary)

@@ -29,6 +29,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,13 @@ class TrainingFailed(Exception):
 
 class Surplus(Exception):
     """A worker drew a trial after the plan was complete; the trial is dropped."""
+
+
+# A sampled point whose matched network equals one already trained or training is not trained
+# again (on small proxies many directions round to the same network); it is pruned with
+# ``duplicate_of`` and does not count towards the target. After this many in a row a worker
+# stops: the surface has no more distinct networks at this base.
+MAX_DUPLICATES_IN_A_ROW = 12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +122,21 @@ def open_storage(results_dir: Path, name: str, storage: str | None,
     return journal
 
 
+def storage_failure(err: BaseException) -> str | None:
+    """The first line of the database error behind `err` (connection lost, server gone), or
+    None when `err` has nothing to do with the database."""
+    import sys
+
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    seen = err
+    while seen is not None and sqlalchemy_exc is not None:
+        if isinstance(seen, (sqlalchemy_exc.OperationalError, sqlalchemy_exc.InterfaceError)):
+            text = str(getattr(seen, "orig", None) or seen).strip()
+            return text.splitlines()[0] if text else type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _check_journal(path: Path) -> None:
     """Raise ValueError unless every complete line of the journal is a JSON object (a last line
     without its newline is a write cut short by a crash; Optuna skips it, and so do we)."""
@@ -131,19 +154,28 @@ def _open_database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
             f"storage {url!r} is not a database URL; use for example "
             "postgresql://user@host:5432/db or mysql+pymysql://user@host/db."
         )
+    driver_url = url
+    if url.startswith(("postgresql://", "postgres://")):
+        # The driver we install (psycopg 3); SQLAlchemy before 2.1 would look for psycopg2.
+        driver_url = "postgresql+psycopg://" + url.split("://", 1)[1]
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True},
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=enqueue_rerun,
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                driver_url,
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=enqueue_rerun,
+            )
     except (sqlalchemy.exc.ArgumentError, ValueError) as err:
         raise BadInput(f"storage URL {url!r} cannot be parsed: {err}.") from None
-    except ModuleNotFoundError as err:
+    except ImportError as err:  # Optuna wraps the driver's ModuleNotFoundError
+        missing = getattr(err.__cause__, "name", None) or getattr(err, "name", None)
         raise BadInput(
-            f"storage URL {url!r} needs the Python package {err.name!r}; pip install it."
+            f"storage URL {url!r} needs the Python package {missing!r}; pip install it."
+            if missing else f"storage URL {url!r} names a database driver that is not "
+            "installed."
         ) from None
     except sqlalchemy.exc.SQLAlchemyError as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
@@ -262,11 +294,17 @@ def worker_id() -> str:
 
 
 def _start_time(pid: int) -> str:
+    fields = _proc_stat(pid)
+    return fields[19] if fields else "?"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first); None without /proc."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
+            return handle.read().rsplit(")", 1)[1].split()
     except OSError:
-        return "?"
+        return None
 
 
 def _alive_here(worker: str) -> bool | None:
@@ -282,7 +320,11 @@ def _alive_here(worker: str) -> bool | None:
         return False
     except PermissionError:
         return True
-    return start == "?" or _start_time(pid) == start
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True  # no /proc: the pid exists, which is all we can tell
+    # A killed worker that its parent has not reaped yet is a zombie (Z): dead all the same.
+    return fields[0] not in ("Z", "X") and (start == "?" or fields[19] == start)
 
 
 def enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -294,23 +336,28 @@ def enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def reclaim_dead(study: optuna.Study) -> list[int]:
-    """Mark failed the running trials of dead workers on this host and enqueue their re-runs.
+    """Journal file: mark failed the running trials of dead workers on this host (the process
+    is gone, or a zombie) and enqueue their re-runs.
 
     Returns the numbers of the trials this process reclaimed. Two processes may find the same
     dead trial; only the one whose state change succeeds enqueues the re-run.
     """
     reclaimed = []
     storage = study._storage
+    if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
+        return reclaimed  # databases: Optuna's heartbeats find dead workers on any host
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
         if worker is None or _alive_here(worker) is not False:
             continue
         try:
+            # The reason goes first: a finished trial takes no more attributes.
+            storage.set_trial_user_attr(trial._trial_id, "failure_reason",
+                                        f"worker {worker} died")
             changed = storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
-            changed = False
+            changed = False  # another process reclaimed it first
         if changed:
-            storage.set_trial_user_attr(trial._trial_id, "failure_reason", "worker died")
             enqueue_rerun(study, trial)
             reclaimed.append(trial.number)
     return reclaimed
@@ -344,16 +391,35 @@ class Reporter:
     def message(self, text: str) -> None: ...
 
 
+def same_network(trial: optuna.Trial) -> int | None:
+    """The lowest-numbered other trial, trained or training, with this trial's network.
+
+    Only lower numbers count, so two workers that draw the same network at once agree on which
+    one trains it; the baseline and re-runs are never duplicates."""
+    if trial.user_attrs.get("kind") == "baseline" or "rerun_of" in trial.user_attrs:
+        return None
+    network = trial.user_attrs["network"]
+    for t in trial.study.get_trials(deepcopy=False,
+                                    states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if (t.number < trial.number and t.user_attrs.get("network") == network
+                and not t.user_attrs.get("surplus") and "duplicate_of" not in t.user_attrs):
+            return t.number
+    return None
+
+
 class Objective:
     """Trains one candidate per call; the only place that calls `trial.suggest_*`."""
 
-    def __init__(self, config: StudyConfig, data, reporter: Reporter, target: Callable[[], bool]):
+    def __init__(self, config: StudyConfig, data, reporter: Reporter,
+                 wanted: Callable[[int], bool]):
         from scalesearch.complexity import counts
 
         self.config = config
         self.data = data
         self.reporter = reporter
-        self.more_wanted = target  # False once the study has enough candidates
+        self.wanted = wanted  # whether sampled trial N is still needed for the target
+        self.taken_over = False  # the current trial was failed by another worker
+        self.duplicates_in_a_row = 0
         self.base = scale_network(config.base_depth, config.base_width,
                                   config.base_resolution or data.base_resolution)
         self._counts = counts
@@ -364,12 +430,17 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         enqueued = "fixed_params" in trial.storage.get_trial_system_attrs(trial._trial_id)
-        if not enqueued and not self.more_wanted():
+        if not enqueued and not self.wanted(trial.number):
             trial.set_user_attr("surplus", True)
             raise Surplus()
         runs: list[dict] = list(trial.user_attrs.get("runs", []))
+        self.taken_over = False
         try:
             return self._run(trial, runs)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Another worker failed this trial (our heartbeats came late) and re-queued it.
+            self.taken_over = True
+            raise
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: queue the re-run, then let Optuna fail it
             enqueue_rerun(trial.study, _frozen(trial, runs))
             raise
@@ -378,6 +449,12 @@ class Objective:
         trial.set_user_attr("worker", worker_id())
         candidate = self._candidate(trial)
         self._record(trial, candidate)
+        original = same_network(trial)
+        if original is not None:
+            trial.set_user_attr("duplicate_of", original)
+            self.duplicates_in_a_row += 1
+            raise optuna.TrialPruned(f"the same network as trial {original}")
+        self.duplicates_in_a_row = 0
         if not self._feasible(trial, candidate):
             raise optuna.TrialPruned()
         seeds = max(2, self.config.seeds) if candidate.kind == "baseline" else self.config.seeds
@@ -411,6 +488,7 @@ class Objective:
         c = self._counts(candidate.spec, self.data.num_classes)
         attrs = {
             "kind": candidate.kind,
+            "network": candidate.spec.key(self.data.num_classes),
             "depth_mult": candidate.spec.depth_mult,
             "width_mult": candidate.spec.width_mult,
             "resolution": candidate.spec.resolution,
@@ -505,15 +583,31 @@ def _std(values: list[float]) -> float | None:
 
 def done_count(trials: list[FrozenTrial]) -> int:
     """Candidates that need no more work: complete, pruned or infeasible, or failed for good."""
-    done = 0
+    return sum(_is_done(t) for t in trials)
+
+
+def _is_done(t: FrozenTrial) -> bool:
+    if t.user_attrs.get("surplus") or "duplicate_of" in t.user_attrs:
+        return False
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        t.state == TrialState.FAIL and "failure" in t.user_attrs)
+
+
+def sampled_wanted(trials: list[FrozenTrial], number: int, target: int) -> bool:
+    """Whether sampled trial `number` is needed to reach `target` candidates.
+
+    Ahead of it count the candidates that are done, running or waiting: every enqueued one
+    (the plan, re-runs) and the sampled ones with a lower number. Deciding by number makes two
+    workers that sample at the same moment agree: the later trial is the surplus one.
+    """
+    ahead = 0
     for t in trials:
-        if t.user_attrs.get("surplus"):
+        if t.number == number or t.user_attrs.get("surplus") or "duplicate_of" in t.user_attrs:
             continue
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-            done += 1
-        elif t.state == TrialState.FAIL and "failure" in t.user_attrs:
-            done += 1
-    return done
+        counts = t.state in (TrialState.RUNNING, TrialState.WAITING) or _is_done(t)
+        if counts and ("fixed_params" in t.system_attrs or t.number < number):
+            ahead += 1
+    return ahead < target
 
 
 def run_worker(study: optuna.Study, config: StudyConfig, data, reporter: Reporter,
@@ -524,14 +618,14 @@ def run_worker(study: optuna.Study, config: StudyConfig, data, reporter: Reporte
     trial whose worker dies. `max_trials` stops this worker early (tests, benchmarks).
     """
     ran = 0
+    # The grid is enqueued whole: workers only pop it, a sampled trial is never needed.
+    samples = config.sampler != "grid"
 
-    def more_wanted() -> bool:
-        trials = study.get_trials(deepcopy=False)
-        busy = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
-        # The trial asking is itself running, so it counts itself once.
-        return done_count(trials) + busy - 1 < study.user_attrs.get("target", 0)
+    def wanted(number: int) -> bool:
+        return samples and sampled_wanted(study.get_trials(deepcopy=False), number,
+                                          study.user_attrs.get("target", 0))
 
-    objective = Objective(config, data, reporter, more_wanted)
+    objective = Objective(config, data, reporter, wanted)
     # One sampler per worker: QMC numbers its points through the storage, TPE is seeded from
     # the study's progress so a resumed or parallel worker does not replay another's points.
     study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
@@ -543,12 +637,23 @@ def run_worker(study: optuna.Study, config: StudyConfig, data, reporter: Reporte
         target = study.user_attrs.get("target", 0)
         waiting = sum(t.state == TrialState.WAITING for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
-        if not waiting and done_count(trials) + running >= target:
+        room = samples and done_count(trials) + running + waiting < target
+        if not waiting and not room:
             if not running:
                 break
             time.sleep(POLL_SECONDS)  # others are training; stay to take over if one dies
             continue
-        study.optimize(objective, n_trials=1, catch=(TrainingFailed, Surplus),
-                       callbacks=[lambda s, t: reporter.trial_finished(t)])
+        try:
+            study.optimize(objective, n_trials=1, catch=(TrainingFailed, Surplus),
+                           callbacks=[lambda s, t: reporter.trial_finished(t)])
+        except Exception:
+            if not objective.taken_over:
+                raise
+            reporter.message("another worker took over this worker's trial (its heartbeats "
+                             "came late); its result is dropped")
         ran += 1
+        if objective.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+            reporter.message(f"{MAX_DUPLICATES_IN_A_ROW} sampled points in a row gave networks "
+                             "already trained: no more distinct networks at this base; stopping")
+            break
     return ran

@@ -156,3 +156,53 @@ def test_plot_frontier_rejects_nothing_to_plot_and_bad_input(frame, tmp_path):
         plot_frontier(frame, tmp_path, "bad budget", budget=0)
     with pytest.raises(BadInput, match="lacks column"):
         plot_frontier(frame.drop(columns="state"), tmp_path, "no state")
+
+
+def _compare_frame(frame):
+    """The fixture as a comparison: baseline at phi 0, compound and depth at phi 1 and 2."""
+    rows = []
+    for phi, scale in ((0, 1.0), (1, 2.0), (2, 4.0)):
+        for kind in (("baseline",) if phi == 0 else ("compound", "depth", "width",
+                                                      "resolution")):
+            for seed in range(2):
+                rows.append({"trial": len(rows) // 2, "kind": kind, "phi": float(phi),
+                             "seed": seed, "flops": BASE_FLOPS * scale,
+                             "flops_matched": kind != "resolution",
+                             "state": "complete", "val_accuracy": 0.5 + 0.02 * phi,
+                             "test_accuracy": 0.5 + 0.03 * phi + 0.01 * seed})
+    return pd.DataFrame(rows)
+
+
+def test_scaling_surface_history_timeline_importances_write_files(frame, tmp_path):
+    made = [
+        plots.plot_scaling(_compare_frame(frame), tmp_path, "scaling title"),
+        plots.plot_surface(frame, tmp_path, "surface title", found=(1.3, 1.1, 1.08)),
+        plots.plot_history(frame, tmp_path, "history title"),
+        plots.plot_timeline(pd.DataFrame({
+            "trial": [0, 1], "kind": ["baseline", "compound"], "state": ["complete", "fail"],
+            "start": pd.to_datetime(["2025-01-01 10:00", "2025-01-01 10:02"]),
+            "end": pd.to_datetime(["2025-01-01 10:02", "2025-01-01 10:05"])}),
+            tmp_path, "timeline title"),
+        plots.plot_importances({"depth_share": 0.7, "width_fraction": 0.3}, tmp_path,
+                               "importances title"),
+    ]
+    for (png, svg), name in zip(made, ("scaling", "surface", "history", "timeline",
+                                       "importances")):
+        assert png.name == f"{name}.png" and png.read_bytes().startswith(PNG_MAGIC)
+        text = svg.read_text()
+        assert f"{name} title" in text
+        ET.parse(svg)
+    scaling_svg = made[0][1].read_text().lower()
+    for kind in ("compound", "depth", "width", "resolution"):  # the shared colours
+        assert KIND_COLORS[kind].lower() in scaling_svg
+    assert "paper (1.2, 1.1, 1.15)" in made[1][1].read_text()
+    assert "test accuracy" in scaling_svg
+
+
+def test_scaling_table_means_and_spread(frame):
+    table = plots.scaling_table(_compare_frame(frame), "test_accuracy")
+    row = table[(table["kind"] == "compound") & (table["phi"] == 2)].iloc[0]
+    assert row["mean"] == pytest.approx(0.565) and row["n"] == 2
+    assert row["std"] == pytest.approx(np.std([0.56, 0.57], ddof=1))
+    with pytest.raises(BadInput, match="nothing to plot"):
+        plots.plot_scaling(_compare_frame(frame).assign(state="failed"), "/tmp", "x")

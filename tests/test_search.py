@@ -76,12 +76,24 @@ def test_run_writes_results_resumes_and_refuses_other_settings(tmp_path, data_di
     again = run_tiny(results, data_dir, "--trials", "2")
     assert again.returncode == 0, again.stderr
     study = load(results)
-    assert len(study.get_trials()) == 6
+    trained = [t for t in study.get_trials() if "duplicate_of" not in t.user_attrs]
+    assert len(trained) == 6
     assert {n: v for n, v in ((t.number, t.value) for t in study.get_trials())
             if n in values} == values
+    # Points that round to a network already trained are not trained again (likely on this
+    # tiny base): every trained network is distinct, every duplicate names a trained trial.
+    networks = [t.user_attrs["network"] for t in trained]
+    assert len(set(networks)) == len(networks)
+    by_number = {t.number: t for t in trained}
+    for t in study.get_trials():
+        if "duplicate_of" in t.user_attrs:
+            assert t.state == optuna.trial.TrialState.PRUNED
+            original = by_number[t.user_attrs["duplicate_of"]]
+            assert original.user_attrs["network"] == t.user_attrs["network"]
     # Nothing left: a third run trains nothing.
+    count = len(study.get_trials())
     third = run_tiny(results, data_dir, "--trials", "2")
-    assert third.returncode == 0 and len(load(results).get_trials()) == 6
+    assert third.returncode == 0 and len(load(results).get_trials()) == count
 
     # show and plot read the stored study.
     shown = cli("show", "tiny", "--results-dir", results)
