@@ -517,7 +517,7 @@ def plot_scaling(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
             x, y = rows["flops"] / scale, rows["mean"] * 100
             ax.plot(x, y, color=KIND_COLORS[kind], linewidth=2.0 if kind == "compound" else 1.3,
                     zorder=3, label=KIND_LABELS[kind] if kind != "compound" else
-                    "compound (α^φ, β^φ, γ^φ)", marker=KIND_MARKERS[kind], markersize=0)
+                    "compound (direction of α, β, γ)", marker=KIND_MARKERS[kind], markersize=0)
             own = rows[rows["kind"] == kind]
             ax.errorbar(own["flops"] / scale, own["mean"] * 100, yerr=own["std"].fillna(0.0) * 100,
                         fmt="none", ecolor=KIND_COLORS[kind], elinewidth=0.9, capsize=2.5,
