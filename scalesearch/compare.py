@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from scalesearch.errors import BadInput
 from scalesearch.matching import Match, match_budget
-from scalesearch.results import COLUMNS, trial_rows
+from scalesearch.results import COLUMNS, trial_rows, write_texts
 from scalesearch.scaling import NetworkSpec, scale_network
 from scalesearch.search import Reporter, TrainingFailed, enqueue_rerun, reclaim_dead, worker_id
 from scalesearch.space import CORNERS, SINGLE_DIMENSIONS, Direction
@@ -448,16 +448,8 @@ def summarize(frame: pd.DataFrame, coefficients, seeds: int) -> dict:
 
 def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict) -> list[Path]:
     """compare.csv and compare.json in `folder`, each written atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in ((CSV, frame.to_csv(index=False)),
-                       (SUMMARY, json.dumps(summary, indent=2) + "\n")):
-        path = folder / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        written.append(path)
-    return written
+    return write_texts(folder, {CSV: frame.to_csv(index=False),
+                                SUMMARY: json.dumps(summary, indent=2) + "\n"})
 
 
 def export(study: optuna.Study, folder: Path) -> dict:

@@ -249,12 +249,9 @@ def write_report(drawn) -> list[Path]:
     """results/<name>/report.md and report.html, written atomically; returns both paths."""
     folder = drawn.where.folder
     content = blocks(drawn)
-    written = []
-    for name, text in (("report.md", to_markdown(content, folder)),
-                       ("report.html", to_html(content, f"Scaling report: {drawn.where.name}"))):
-        path = folder / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        written.append(path)
-    return written
+    from scalesearch.results import write_texts
+
+    return write_texts(folder, {
+        "report.md": to_markdown(content, folder),
+        "report.html": to_html(content, f"Scaling report: {drawn.where.name}"),
+    })

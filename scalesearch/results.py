@@ -188,11 +188,17 @@ def _off(entry: dict) -> str:
 
 
 def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict) -> list[Path]:
-    """trials.csv and summary.json in `folder`, each written atomically (temp file, rename)."""
+    """trials.csv and summary.json in `folder`, each written atomically."""
+    return write_texts(folder, {"trials.csv": frame.to_csv(index=False),
+                                "summary.json": json.dumps(summary, indent=2) + "\n"})
+
+
+def write_texts(folder: Path, texts: dict[str, str]) -> list[Path]:
+    """Each ``name: text`` of `texts` into `folder`, atomically (temporary file, rename), so a
+    reader never sees half a file; returns the paths."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (("trials.csv", frame.to_csv(index=False)),
-                       ("summary.json", json.dumps(summary, indent=2) + "\n")):
+    for name, text in texts.items():
         path = folder / name
         # One temporary name per process: workers of one study export at the same time.
         tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
