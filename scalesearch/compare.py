@@ -388,10 +388,12 @@ def test_noise(frame: pd.DataFrame) -> tuple[float | None, int]:
     return (math.sqrt(squares / dof), dof) if dof else (None, 0)
 
 
-def verdicts(table: pd.DataFrame, noise: float | None) -> list[dict]:
+def verdicts(table: pd.DataFrame, noise: float | None, tolerance: float = 0.03) -> list[dict]:
     """Per phi: does compound beat the best single dimension by more than twice the standard
-    error (pooled seed noise)? Each entry: phi, answer ('compound', a kind, 'tie', 'unknown'),
-    difference, standard_error, best_single_dimension and a sentence."""
+    error (pooled seed noise)? As in the search, a win counts only at equal cost: a winner with
+    more than `tolerance` more FLOPs than the loser gets 'unequal'. Each entry: phi, answer
+    ('compound', a kind, 'tie', 'unequal', 'unknown'), difference, standard_error,
+    best_single_dimension and a sentence."""
     out = []
     for phi, rows in table[table["kind"] != "baseline"].groupby("phi", sort=True):
         by_kind = {r["kind"]: r for _, r in rows.iterrows()}
@@ -424,11 +426,17 @@ def verdicts(table: pd.DataFrame, noise: float | None) -> list[dict]:
                                           "the noise."
         else:
             answer, end = "tie", "the difference is within the noise."
+        if answer != "tie":
+            winner, loser = (compound, single) if answer == "compound" else (single, compound)
+            if winner["flops_ratio"] > loser["flops_ratio"] * (1 + tolerance):
+                answer = "unequal"
+                end = (f"{end[:-1]}, but with {winner['flops_ratio'] / loser['flops_ratio']:.2f}x "
+                       "the other's FLOPs, so not a like-for-like result.")
         out.append({**entry, "answer": answer, "text": f"{head} {tail}: {end}"})
     return out
 
 
-def summarize(frame: pd.DataFrame, coefficients, seeds: int) -> dict:
+def summarize(frame: pd.DataFrame, coefficients, seeds: int, tolerance: float = 0.03) -> dict:
     """compare.json: the coefficients, the table, the noise and the verdicts."""
     table = comparison_table(frame)
     noise, dof = test_noise(frame)
@@ -441,7 +449,7 @@ def summarize(frame: pd.DataFrame, coefficients, seeds: int) -> dict:
         "accuracy": "test",
         "noise": {"test_seed_std": noise, "degrees_of_freedom": dof},
         "table": records,
-        "verdicts": verdicts(table, noise),
+        "verdicts": verdicts(table, noise, tolerance),
         "off_budget": int((~table["flops_matched"].astype(bool)).sum()) if len(table) else 0,
     }
 
@@ -456,7 +464,8 @@ def export(study: optuna.Study, folder: Path) -> dict:
     """Rewrite compare.csv and compare.json from storage; returns the summary."""
     frame = compare_rows(study.get_trials(deepcopy=False))
     summary = summarize(frame, tuple(study.user_attrs["coefficients"]),
-                        study.user_attrs["seeds"])
+                        study.user_attrs["seeds"],
+                        study.user_attrs.get("settings", {}).get("tolerance", 0.03))
     summary["study"] = study.study_name
     write_outputs(folder, frame, summary)
     return summary

@@ -187,3 +187,21 @@ def test_compare_bad_input_is_one_sentence(tmp_path):
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 2 and len(lines) == 1, out.stderr
         assert "no finished trials" in lines[0]
+
+
+def test_verdicts_count_a_win_only_at_equal_cost():
+    from scalesearch.compare import verdicts
+
+    def table(single_acc, single_ratio):
+        return pd.DataFrame([
+            {"kind": "compound", "phi": 1.0, "test_mean": 0.30, "flops_ratio": 2.0,
+             "flops_matched": True, "n_seeds": 2},
+            {"kind": "resolution", "phi": 1.0, "test_mean": single_acc,
+             "flops_ratio": single_ratio, "flops_matched": single_ratio == 2.0, "n_seeds": 2},
+        ])
+
+    assert verdicts(table(0.40, 2.0), noise=0.01)[0]["answer"] == "resolution"
+    costly = verdicts(table(0.40, 2.24), noise=0.01)[0]
+    assert costly["answer"] == "unequal" and "1.12x" in costly["text"]
+    assert verdicts(table(0.20, 2.24), noise=0.01)[0]["answer"] == "compound"
+    assert verdicts(table(0.30, 2.0), noise=0.01)[0]["answer"] == "tie"
