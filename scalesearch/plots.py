@@ -716,7 +716,13 @@ def plot_timeline(spans: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
         ax.set_xlabel("minutes since the first trial started")
         ax.set_ylabel("trial")
         _tidy(ax)
-        ax.legend(loc="lower right", frameon=False, fontsize=7.5)
+        handles, labels = ax.get_legend_handles_labels()
+        if (spans["state"] != "complete").any():
+            from matplotlib.patches import Patch
+
+            handles.append(Patch(facecolor="0.75", hatch="///", edgecolor="white"))
+            labels.append("not trained to the end (pruned, duplicate, failed)")
+        ax.legend(handles, labels, loc="lower right", frameon=False, fontsize=7.5)
     return _save(fig, out_dir, "timeline", title)
 
 
@@ -734,6 +740,6 @@ def plot_importances(importances: dict[str, float], out_dir: Path, title: str) -
             ax.annotate(f"{value:.2f}", (value, i), xytext=(3, 0), textcoords="offset points",
                         va="center", fontsize=8)
         ax.set_xlim(0, max(1.0, max(values) * 1.15))
-        ax.set_xlabel("importance for validation accuracy (Optuna PED-ANOVA, sums to 1)")
+        ax.set_xlabel("importance for validation accuracy (sums to 1)")
         _tidy(ax)
     return _save(fig, out_dir, "importances", title)
