@@ -37,9 +37,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from scalesearch.errors import BadInput
 from scalesearch.matching import Match, match_budget
-from scalesearch.results import COLUMNS, trial_rows, write_texts
-from scalesearch.scaling import NetworkSpec, scale_network
-from scalesearch.search import Reporter, TrainingFailed, enqueue_rerun, reclaim_dead, worker_id
+from scalesearch.results import COLUMNS, pooled_noise, trial_rows, write_texts
+from scalesearch.scaling import NetworkSpec
+from scalesearch.search import (
+    BaseCounter,
+    Reporter,
+    TrainingFailed,
+    enqueue_rerun,
+    frozen_with_runs,
+    reclaim_dead,
+    sample_std,
+    train_seed,
+    worker_id,
+)
 from scalesearch.space import CORNERS, SINGLE_DIMENSIONS, Direction
 from scalesearch.study import StudyConfig
 
@@ -211,96 +221,57 @@ class Objective:
 
     def __init__(self, config: StudyConfig, data, coefficients: tuple[float, float, float],
                  seeds: int, reporter: Reporter):
-        from scalesearch.complexity import counts
-
         self.config = config
         self.data = data
         self.coefficients = coefficients
         self.seeds = seeds
         self.reporter = reporter
-        self.base = scale_network(config.base_depth, config.base_width,
-                                  config.base_resolution or data.base_resolution)
-        self._counts = counts
-        self.base_flops = counts(self.base, data.num_classes).flops
-
-    def flops_ratio(self, spec: NetworkSpec) -> float:
-        return self._counts(spec, self.data.num_classes).flops / self.base_flops
+        self.flops_ratio = BaseCounter(config, data)
 
     def __call__(self, trial: optuna.Trial) -> float:
         runs: list[dict] = list(trial.user_attrs.get("runs", []))
         try:
             return self._run(trial, runs)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: queue the re-run, then let Optuna fail it
-            frozen = trial.study._storage.get_trial(trial._trial_id)
-            frozen.user_attrs["runs"] = runs
-            enqueue_rerun(trial.study, frozen)
+            enqueue_rerun(trial.study, frozen_with_runs(trial, runs))
             raise
 
     def _run(self, trial: optuna.Trial, runs: list[dict]) -> float:
         trial.set_user_attr("worker", worker_id())
         kind, phi = trial.user_attrs["kind"], float(trial.user_attrs["phi"])
-        model = build_model(kind, phi, self.coefficients, self.base, self.flops_ratio,
+        model = build_model(kind, phi, self.coefficients, self.flops_ratio.base, self.flops_ratio,
                             self.config.tolerance)
         self._record(trial, model)
         self.reporter.trial_started(trial.number, f"phi {phi:g} {kind}", model.spec, self.seeds)
         for seed in range(self.seeds):
             if any(r["seed"] == seed for r in runs):
                 continue  # trained before this trial was interrupted
-            runs.append(self._train(trial, model, seed))
+            runs.append(train_seed(model.spec, self.data, self.config, seed, trial.number,
+                                   self.reporter, evaluate_test=True))
             trial.set_user_attr("runs", runs)
         good = [r for r in runs if r["state"] == "complete"]
         if not good:
             trial.set_user_attr("failure", runs[-1]["error"] or "training failed")
             raise TrainingFailed(runs[-1]["error"])
         tests = [r["test_accuracy"] for r in good]
-        trial.set_user_attr("test_accuracy_std", _std(tests))
+        trial.set_user_attr("test_accuracy_std", sample_std(tests))
         trial.set_user_attr("n_seeds", len(good))
         return sum(tests) / len(tests)
 
     def _record(self, trial: optuna.Trial, model: Model) -> None:
-        c = self._counts(model.spec, self.data.num_classes)
+        c = self.flops_ratio.counts(model.spec)
         shares = model.shares()
         attrs = {
             "alpha": model.alpha, "beta": model.beta, "gamma": model.gamma,
             "depth_share": shares[0], "width_share": shares[1], "resolution_share": shares[2],
             "depth_mult": model.spec.depth_mult, "width_mult": model.spec.width_mult,
             "resolution": model.spec.resolution, "params": c.params, "flops": c.flops,
-            "activations": c.activations, "flops_ratio": c.flops / self.base_flops,
+            "activations": c.activations, "flops_ratio": c.flops / self.flops_ratio.base_flops,
             "target_flops_ratio": model.target_ratio, "flops_matched": model.flops_matched,
         }
         for key, value in attrs.items():
             if trial.user_attrs.get(key) != value:
                 trial.set_user_attr(key, value)
-
-    def _train(self, trial: optuna.Trial, model: Model, seed: int) -> dict:
-        from scalesearch.train import TrainConfig, train_model
-
-        config = TrainConfig(epochs=self.config.epochs, batch_size=self.config.batch_size,
-                             optimizer=self.config.optimizer, lr=self.config.lr,
-                             seed=self.config.seed * 1000 + seed, device=self.config.device,
-                             evaluate_test=True)
-        steps = self.config.epochs * (len(self.data.train) // self.config.batch_size)
-        self.reporter.seed_started(trial.number, seed, steps)
-        result = train_model(model.spec, self.data, config, on_step=self.reporter.step)
-        return {
-            "seed": seed,
-            "state": result.state,
-            "val_accuracy": result.val_accuracy,
-            "test_accuracy": result.test_accuracy,
-            "loss": result.loss,
-            "epochs": result.epochs,
-            "seconds": round(result.seconds, 3),
-            "images_per_second": round(result.images_per_second, 1),
-            "peak_memory_bytes": result.peak_memory_bytes,
-            "error": result.error,
-        }
-
-
-def _std(values: list[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def pending(study: optuna.Study) -> int:
@@ -376,18 +347,6 @@ def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table[columns].reset_index(drop=True)
 
 
-def test_noise(frame: pd.DataFrame) -> tuple[float | None, int]:
-    """Pooled seed standard deviation of test accuracy and its degrees of freedom."""
-    done = frame[(frame["state"] == "complete") & frame["test_accuracy"].notna()]
-    squares, dof = 0.0, 0
-    for _, group in done.groupby("trial"):
-        if len(group) > 1:
-            values = group["test_accuracy"]
-            squares += float(((values - values.mean()) ** 2).sum())
-            dof += len(group) - 1
-    return (math.sqrt(squares / dof), dof) if dof else (None, 0)
-
-
 def verdicts(table: pd.DataFrame, noise: float | None, tolerance: float = 0.03) -> list[dict]:
     """Per phi: does compound beat the best single dimension by more than twice the standard
     error (pooled seed noise)? As in the search, a win counts only at equal cost: a winner with
@@ -439,7 +398,7 @@ def verdicts(table: pd.DataFrame, noise: float | None, tolerance: float = 0.03) 
 def summarize(frame: pd.DataFrame, coefficients, seeds: int, tolerance: float = 0.03) -> dict:
     """compare.json: the coefficients, the table, the noise and the verdicts."""
     table = comparison_table(frame)
-    noise, dof = test_noise(frame)
+    noise, dof = pooled_noise(frame, "test_accuracy")
     records = json.loads(table.to_json(orient="records"))
     return {
         "coefficients": {"alpha": coefficients[0], "beta": coefficients[1],

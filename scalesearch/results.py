@@ -31,6 +31,12 @@ COLUMNS = (
 SINGLE_DIMENSIONS = ("depth", "width", "resolution")
 
 
+def dropped(attrs: dict) -> bool:
+    """A trial drawn but never a candidate: surplus (drawn after the target was reached) or a
+    duplicate (its network was already trained)."""
+    return bool(attrs.get("surplus")) or "duplicate_of" in attrs
+
+
 def trial_rows(trials: list[FrozenTrial]) -> pd.DataFrame:
     """One row per trained model (a candidate with one seed), columns `COLUMNS`.
 
@@ -44,8 +50,7 @@ def trial_rows(trials: list[FrozenTrial]) -> pd.DataFrame:
                   if "rerun_of" in t.user_attrs}
     for t in trials:
         attrs = t.user_attrs
-        if (t.number in superseded or attrs.get("surplus") or "duplicate_of" in attrs
-                or "flops" not in attrs):
+        if t.number in superseded or dropped(attrs) or "flops" not in attrs:
             continue
         base = {c: attrs.get(c) for c in COLUMNS if c in attrs}
         base["trial"] = t.number
@@ -79,13 +84,14 @@ def candidates(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
-def pooled_noise(frame: pd.DataFrame) -> tuple[float | None, int]:
-    """Pooled seed standard deviation and its degrees of freedom (None, 0 if unmeasured)."""
-    done = frame[(frame["state"] == "complete") & frame["val_accuracy"].notna()]
+def pooled_noise(frame: pd.DataFrame, column: str = "val_accuracy") -> tuple[float | None, int]:
+    """Pooled seed standard deviation of `column` and its degrees of freedom (None, 0 if
+    unmeasured)."""
+    done = frame[(frame["state"] == "complete") & frame[column].notna()]
     squares, dof = 0.0, 0
     for _, group in done.groupby("trial"):
         if len(group) > 1:
-            squares += float(((group["val_accuracy"] - group["val_accuracy"].mean()) ** 2).sum())
+            squares += float(((group[column] - group[column].mean()) ** 2).sum())
             dof += len(group) - 1
     return (math.sqrt(squares / dof), dof) if dof else (None, 0)
 

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from scalesearch.errors import BadInput
 from scalesearch.matching import Match, match_budget, nominal_match
+from scalesearch.results import dropped
 from scalesearch.scaling import NetworkSpec, scale_network
 from scalesearch.space import (
     CORNERS,
@@ -125,8 +127,6 @@ def open_storage(results_dir: Path, name: str, storage: str | None,
 def storage_failure(err: BaseException) -> str | None:
     """The first line of the database error behind `err` (connection lost, server gone), or
     None when `err` has nothing to do with the database."""
-    import sys
-
     sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
     seen = err
     while seen is not None and sqlalchemy_exc is not None:
@@ -402,9 +402,56 @@ def same_network(trial: optuna.Trial) -> int | None:
     for t in trial.study.get_trials(deepcopy=False,
                                     states=(TrialState.COMPLETE, TrialState.RUNNING)):
         if (t.number < trial.number and t.user_attrs.get("network") == network
-                and not t.user_attrs.get("surplus") and "duplicate_of" not in t.user_attrs):
+                and not dropped(t.user_attrs)):
             return t.number
     return None
+
+
+class BaseCounter:
+    """A study's base network and the measured FLOPs of networks relative to it (counts go
+    through `scalesearch.complexity`'s cache). Calling it gives the FLOPs ratio of a spec."""
+
+    def __init__(self, config: StudyConfig, data):
+        from scalesearch.complexity import counts
+
+        self.num_classes = data.num_classes
+        self.base = scale_network(config.base_depth, config.base_width,
+                                  config.base_resolution or data.base_resolution)
+        self._counts = counts
+        self.base_flops = counts(self.base, self.num_classes).flops
+
+    def counts(self, spec: NetworkSpec):
+        return self._counts(spec, self.num_classes)
+
+    def __call__(self, spec: NetworkSpec) -> float:
+        return self.counts(spec).flops / self.base_flops
+
+
+def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: int,
+               reporter: Reporter, on_epoch=None, evaluate_test: bool = False) -> dict:
+    """One proxy training of `spec` with the study's settings, seed `seed` of trial `number`;
+    returns the run record stored in the trial's ``runs`` (with ``test_accuracy`` when
+    `evaluate_test`)."""
+    from scalesearch.train import TrainConfig, train_model
+
+    train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
+                               optimizer=config.optimizer, lr=config.lr,
+                               seed=config.seed * 1000 + seed, device=config.device,
+                               evaluate_test=evaluate_test)
+    reporter.seed_started(number, seed, config.epochs * (len(data.train) // config.batch_size))
+    result = train_model(spec, data, train_config, on_epoch=on_epoch, on_step=reporter.step)
+    record = {"seed": seed, "state": result.state, "val_accuracy": result.val_accuracy}
+    if evaluate_test:
+        record["test_accuracy"] = result.test_accuracy
+    return {
+        **record,
+        "loss": result.loss,
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 3),
+        "images_per_second": round(result.images_per_second, 1),
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "error": result.error,
+    }
 
 
 class Objective:
@@ -412,21 +459,13 @@ class Objective:
 
     def __init__(self, config: StudyConfig, data, reporter: Reporter,
                  wanted: Callable[[int], bool]):
-        from scalesearch.complexity import counts
-
         self.config = config
         self.data = data
         self.reporter = reporter
         self.wanted = wanted  # whether sampled trial N is still needed for the target
         self.taken_over = False  # the current trial was failed by another worker
         self.duplicates_in_a_row = 0
-        self.base = scale_network(config.base_depth, config.base_width,
-                                  config.base_resolution or data.base_resolution)
-        self._counts = counts
-        self.base_flops = counts(self.base, data.num_classes).flops
-
-    def flops_ratio(self, spec: NetworkSpec) -> float:
-        return self._counts(spec, self.data.num_classes).flops / self.base_flops
+        self.flops_ratio = BaseCounter(config, data)
 
     def __call__(self, trial: optuna.Trial) -> float:
         enqueued = "fixed_params" in trial.storage.get_trial_system_attrs(trial._trial_id)
@@ -442,7 +481,7 @@ class Objective:
             self.taken_over = True
             raise
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: queue the re-run, then let Optuna fail it
-            enqueue_rerun(trial.study, _frozen(trial, runs))
+            enqueue_rerun(trial.study, frozen_with_runs(trial, runs))
             raise
 
     def _run(self, trial: optuna.Trial, runs: list[dict]) -> float:
@@ -468,24 +507,24 @@ class Objective:
         if not good:
             trial.set_user_attr("failure", runs[-1]["error"] or "training failed")
             raise TrainingFailed(runs[-1]["error"])
-        trial.set_user_attr("val_accuracy_std", _std(good))
+        trial.set_user_attr("val_accuracy_std", sample_std(good))
         trial.set_user_attr("n_seeds", len(good))
         return sum(good) / len(good)
 
     def _candidate(self, trial: optuna.Trial) -> Candidate:
         if trial.user_attrs.get("kind") == "baseline":
-            return Candidate("baseline", self.base, None, None)
+            return Candidate("baseline", self.flops_ratio.base, None, None)
         direction = direction_from_params(
             trial.suggest_float("depth_share", 0.0, 1.0),
             trial.suggest_float("width_fraction", 0.0, 1.0),
         )
         solve = match_budget if self.config.match else nominal_match
-        found = solve(direction, self.config.budget, self.base, self.flops_ratio,
+        found = solve(direction, self.config.budget, self.flops_ratio.base, self.flops_ratio,
                       self.config.tolerance)
         return Candidate(direction.kind, found.spec, direction, found)
 
     def _record(self, trial: optuna.Trial, candidate: Candidate) -> None:
-        c = self._counts(candidate.spec, self.data.num_classes)
+        c = self.flops_ratio.counts(candidate.spec)
         attrs = {
             "kind": candidate.kind,
             "network": candidate.spec.key(self.data.num_classes),
@@ -495,7 +534,7 @@ class Objective:
             "params": c.params,
             "flops": c.flops,
             "activations": c.activations,
-            "flops_ratio": c.flops / self.base_flops,
+            "flops_ratio": c.flops / self.flops_ratio.base_flops,
         }
         if candidate.direction is None:
             attrs.update(alpha=1.0, beta=1.0, gamma=1.0, phi=0.0, flops_matched=True,
@@ -533,13 +572,6 @@ class Objective:
 
     def _train(self, trial: optuna.Trial, candidate: Candidate, seed: int,
                prunable: bool) -> dict:
-        from scalesearch.train import TrainConfig, train_model
-
-        config = TrainConfig(epochs=self.config.epochs, batch_size=self.config.batch_size,
-                             optimizer=self.config.optimizer, lr=self.config.lr,
-                             seed=self.config.seed * 1000 + seed, device=self.config.device)
-        steps = self.config.epochs * (len(self.data.train) // self.config.batch_size)
-        self.reporter.seed_started(trial.number, seed, steps)
         prune = self.config.prune and prunable and candidate.kind == "compound"
 
         def on_epoch(epoch: int, accuracy: float) -> None:
@@ -548,29 +580,19 @@ class Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
-        result = train_model(candidate.spec, self.data, config, on_epoch=on_epoch,
-                             on_step=self.reporter.step)
-        return {
-            "seed": seed,
-            "state": result.state,
-            "val_accuracy": result.val_accuracy,
-            "loss": result.loss,
-            "epochs": result.epochs,
-            "seconds": round(result.seconds, 3),
-            "images_per_second": round(result.images_per_second, 1),
-            "peak_memory_bytes": result.peak_memory_bytes,
-            "error": result.error,
-        }
+        return train_seed(candidate.spec, self.data, self.config, seed, trial.number,
+                          self.reporter, on_epoch=on_epoch)
 
 
-def _frozen(trial: optuna.Trial, runs: list[dict]) -> FrozenTrial:
+def frozen_with_runs(trial: optuna.Trial, runs: list[dict]) -> FrozenTrial:
     """The trial as stored, with the seeds finished so far."""
     frozen = trial.study._storage.get_trial(trial._trial_id)
     frozen.user_attrs["runs"] = runs
     return frozen
 
 
-def _std(values: list[float]) -> float | None:
+def sample_std(values: list[float]) -> float | None:
+    """Standard deviation with ddof 1; None for fewer than two values."""
     if len(values) < 2:
         return None
     mean = sum(values) / len(values)
@@ -587,7 +609,7 @@ def done_count(trials: list[FrozenTrial]) -> int:
 
 
 def _is_done(t: FrozenTrial) -> bool:
-    if t.user_attrs.get("surplus") or "duplicate_of" in t.user_attrs:
+    if dropped(t.user_attrs):
         return False
     return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
         t.state == TrialState.FAIL and "failure" in t.user_attrs)
@@ -602,7 +624,7 @@ def sampled_wanted(trials: list[FrozenTrial], number: int, target: int) -> bool:
     """
     ahead = 0
     for t in trials:
-        if t.number == number or t.user_attrs.get("surplus") or "duplicate_of" in t.user_attrs:
+        if t.number == number or dropped(t.user_attrs):
             continue
         counts = t.state in (TrialState.RUNNING, TrialState.WAITING) or _is_done(t)
         if counts and ("fixed_params" in t.system_attrs or t.number < number):
