@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from scalesearch.augment import (
+from scalesearch.data.augment import (
     channel_stats,
     eval_transform,
     normalize_resize,

@@ -5,10 +5,10 @@ import multiprocessing
 import pytest
 import torch
 
-from scalesearch.bench import run_benchmark
-from scalesearch.data import ImageDataset, Split
+from scalesearch.data.dataset import ImageDataset, Split
 from scalesearch.errors import BadInput
-from scalesearch.scaling import scale_network
+from scalesearch.net.scaling import scale_network
+from scalesearch.train.bench import run_benchmark
 
 SPEC = scale_network(0.25, 0.25, 32)
 

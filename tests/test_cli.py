@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from scalesearch.complexity import count_complexity
-from scalesearch.scaling import preset_spec
+from scalesearch.net.complexity import count_complexity
+from scalesearch.net.scaling import preset_spec
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

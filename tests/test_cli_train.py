@@ -232,7 +232,7 @@ def test_help_of_train_and_bench_imports_no_torch():
                             env={**os.environ, "COLUMNS": "200"})
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
     # The help shows the trainer's own defaults, read from TrainConfig without importing it.
-    from scalesearch.train import TrainConfig
+    from scalesearch.train.config import TrainConfig
 
     defaults = TrainConfig()
     assert f"[default: {defaults.epochs}]" in result.stdout

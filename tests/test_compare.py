@@ -10,16 +10,16 @@ import optuna
 import pandas as pd
 import pytest
 
-from scalesearch.compare import (
+from scalesearch.errors import BadInput
+from scalesearch.net.scaling import scale_network
+from scalesearch.stages.compare import (
     COMPARE_COLUMNS,
     build_model,
     check_coefficients,
     parse_phis,
     solve_single,
 )
-from scalesearch.errors import BadInput
-from scalesearch.results import COLUMNS
-from scalesearch.scaling import scale_network
+from scalesearch.verdict.results import COLUMNS
 
 TINY = ["--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
         "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--epochs", "1",
@@ -173,7 +173,7 @@ def test_compare_bad_input_is_one_sentence(tmp_path):
     # A study without finished trials (created, never trained).
     import dataclasses
 
-    from scalesearch.study import StudyConfig
+    from scalesearch.search.config import StudyConfig
 
     folder = tmp_path / "empty"
     folder.mkdir()
@@ -190,7 +190,7 @@ def test_compare_bad_input_is_one_sentence(tmp_path):
 
 
 def test_verdicts_count_a_win_only_at_equal_cost():
-    from scalesearch.compare import verdicts
+    from scalesearch.stages.compare import verdicts
 
     def table(single_acc, single_ratio):
         return pd.DataFrame([

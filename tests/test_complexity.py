@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from scalesearch import complexity
-from scalesearch.complexity import count_complexity, counts
-from scalesearch.scaling import preset_spec, scale_network
+from scalesearch.net import complexity
+from scalesearch.net.complexity import count_complexity, counts
+from scalesearch.net.scaling import preset_spec, scale_network
 
 # fvcore totals for torchvision's models at the official resolution, eval, batch 1
 # (../shared/reference/efficientnet.md), in multiply-adds.

@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from scalesearch import data, synthetic
-from scalesearch.data import DATASETS, load_dataset, stratified_split
+from scalesearch.data import imagefolder, synthetic
+from scalesearch.data.dataset import DATASETS, Split
+from scalesearch.data.load import load_dataset, load_synthetic
+from scalesearch.data.splits import stratified_split
 from scalesearch.errors import BadInput
 
 SMALL = {"train": 60, "val": 20, "test": 20}  # synthetic split sizes that draw in a blink
@@ -26,7 +28,7 @@ def image_hashes(images: torch.Tensor) -> set[str]:
     return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
 
 
-def assert_split_shapes(split: data.Split, side: int) -> None:
+def assert_split_shapes(split: Split, side: int) -> None:
     assert split.images.dtype == torch.uint8 and split.labels.dtype == torch.int64
     assert split.images.shape == (len(split.labels), 3, side, side)
     assert split.images.is_contiguous() and split.images.device.type == "cpu"
@@ -37,7 +39,8 @@ def assert_split_shapes(split: data.Split, side: int) -> None:
 
 
 def test_importing_data_does_not_import_torch():
-    code = "import sys, scalesearch.data as d; print('torch' in sys.modules, len(d.DATASETS))"
+    code = ("import sys, scalesearch.data.load, scalesearch.data.dataset as d; "
+            "print('torch' in sys.modules, len(d.DATASETS))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["False", "4"], result.stderr
 
@@ -93,7 +96,7 @@ def test_synthetic_is_deterministic_and_balanced():
 
 
 def test_synthetic_splits_disjoint_and_cache_reused(tmp_path, monkeypatch):
-    first = data.load_synthetic(tmp_path, seed=3, sizes=SMALL)
+    first = load_synthetic(tmp_path, seed=3, sizes=SMALL)
     assert first.name == "synthetic" and first.num_classes == 10
     assert first.classes == list(synthetic.CLASSES) and first.base_resolution == 32
     hashes = []
@@ -110,7 +113,7 @@ def test_synthetic_splits_disjoint_and_cache_reused(tmp_path, monkeypatch):
         raise AssertionError("the cache should have been used")
 
     monkeypatch.setattr(synthetic, "generate", must_not_draw)
-    second = data.load_synthetic(tmp_path, seed=3, sizes=SMALL)
+    second = load_synthetic(tmp_path, seed=3, sizes=SMALL)
     assert cache.stat().st_mtime_ns == mtime
     assert torch.equal(second.train.images, first.train.images)
     assert torch.equal(second.test.labels, first.test.labels)
@@ -127,9 +130,9 @@ def test_corrupt_cache_is_rebuilt(tmp_path):
     path = tmp_path / f"synthetic-v{synthetic.VERSION}-0-train60-val20-test20.pt"
     path.write_bytes(b"not a torch file")
     with pytest.warns(UserWarning, match="unreadable cache"):
-        dataset = data.load_synthetic(tmp_path, seed=0, sizes=SMALL)
+        dataset = load_synthetic(tmp_path, seed=0, sizes=SMALL)
     assert len(dataset.train) == 60
-    assert data.load_synthetic(tmp_path, seed=0, sizes=SMALL).val.labels.equal(dataset.val.labels)
+    assert load_synthetic(tmp_path, seed=0, sizes=SMALL).val.labels.equal(dataset.val.labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +286,7 @@ def test_imagefolder_loads_splits_and_reports_broken_files(tmp_path, monkeypatch
     assert torch.bincount(dataset.train.labels, minlength=3).tolist() == [4, 3, 5]
 
     # the second load decodes nothing
-    monkeypatch.setattr(data, "_decode_image", lambda *args: pytest.fail("cache not used"))
+    monkeypatch.setattr(imagefolder, "_decode_image", lambda *args: pytest.fail("cache not used"))
     with pytest.warns(UserWarning, match="broken"):
         again = load_dataset(f"imagefolder:{root}", data_dir=cache_dir, seed=2, val_fraction=0.2)
     assert torch.equal(again.train.images, dataset.train.images)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from scalesearch.depthwise import DepthwiseConv2d, reachable_taps, use_tap_weight_grad
-from scalesearch.model import build_model
-from scalesearch.scaling import scale_network
+from scalesearch.net.depthwise import DepthwiseConv2d, reachable_taps, use_tap_weight_grad
+from scalesearch.net.model import build_model
+from scalesearch.net.scaling import scale_network
 
 
 @pytest.mark.parametrize(

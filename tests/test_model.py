@@ -4,8 +4,8 @@ import pytest
 import torch
 import torchvision
 
-from scalesearch.model import build_model
-from scalesearch.scaling import PRESETS, preset_spec, scale_network
+from scalesearch.net.model import build_model
+from scalesearch.net.scaling import PRESETS, preset_spec, scale_network
 
 # Exact torchvision parameter counts at 1000 classes (../shared/reference/efficientnet.md).
 REFERENCE_PARAMS = {
@@ -91,7 +91,7 @@ def test_stochastic_depth_only_in_training():
 
 
 def test_proxy_friendly_init_starts_residual_blocks_as_identity():
-    from scalesearch.model import MBConv
+    from scalesearch.net.model import MBConv
 
     model = build_model(scale_network(0.5, 0.5, 32), 10)
     assert torch.count_nonzero(model.classifier.weight) == 0

@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalesearch import plots
 from scalesearch.errors import BadInput
-from scalesearch.plots import KIND_COLORS, KIND_LABELS, aggregate, pareto_front, plot_frontier
+from scalesearch.report.curves import plot_scaling, scaling_table
+from scalesearch.report.frontier import aggregate, pareto_front, plot_frontier
+from scalesearch.report.history import plot_history, plot_importances, plot_timeline
+from scalesearch.report.style import KIND_COLORS, KIND_LABELS
+from scalesearch.report.surface import plot_surface
 
 BASE_FLOPS = 401_669_732  # EfficientNet-B0 at 224 px, 1000 classes (README table)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -100,7 +103,6 @@ def test_kind_colors_and_labels_cover_every_kind():
     kinds = {"baseline", "depth", "width", "resolution", "compound"}
     assert set(KIND_COLORS) == kinds == set(KIND_LABELS)
     assert len(set(KIND_COLORS.values())) == len(kinds)
-    assert plots.KIND_COLORS is KIND_COLORS
 
 
 def test_plot_frontier_writes_png_and_svg(frame, tmp_path):
@@ -175,15 +177,15 @@ def _compare_frame(frame):
 
 def test_scaling_surface_history_timeline_importances_write_files(frame, tmp_path):
     made = [
-        plots.plot_scaling(_compare_frame(frame), tmp_path, "scaling title"),
-        plots.plot_surface(frame, tmp_path, "surface title", found=(1.3, 1.1, 1.08)),
-        plots.plot_history(frame, tmp_path, "history title"),
-        plots.plot_timeline(pd.DataFrame({
+        plot_scaling(_compare_frame(frame), tmp_path, "scaling title"),
+        plot_surface(frame, tmp_path, "surface title", found=(1.3, 1.1, 1.08)),
+        plot_history(frame, tmp_path, "history title"),
+        plot_timeline(pd.DataFrame({
             "trial": [0, 1], "kind": ["baseline", "compound"], "state": ["complete", "fail"],
             "start": pd.to_datetime(["2025-01-01 10:00", "2025-01-01 10:02"]),
             "end": pd.to_datetime(["2025-01-01 10:02", "2025-01-01 10:05"])}),
             tmp_path, "timeline title"),
-        plots.plot_importances({"depth_share": 0.7, "width_fraction": 0.3}, tmp_path,
+        plot_importances({"depth_share": 0.7, "width_fraction": 0.3}, tmp_path,
                                "importances title"),
     ]
     for (png, svg), name in zip(made, ("scaling", "surface", "history", "timeline",
@@ -200,9 +202,9 @@ def test_scaling_surface_history_timeline_importances_write_files(frame, tmp_pat
 
 
 def test_scaling_table_means_and_spread(frame):
-    table = plots.scaling_table(_compare_frame(frame), "test_accuracy")
+    table = scaling_table(_compare_frame(frame), "test_accuracy")
     row = table[(table["kind"] == "compound") & (table["phi"] == 2)].iloc[0]
     assert row["mean"] == pytest.approx(0.565) and row["n"] == 2
     assert row["std"] == pytest.approx(np.std([0.56, 0.57], ddof=1))
     with pytest.raises(BadInput, match="nothing to plot"):
-        plots.plot_scaling(_compare_frame(frame).assign(state="failed"), "/tmp", "x")
+        plot_scaling(_compare_frame(frame).assign(state="failed"), "/tmp", "x")

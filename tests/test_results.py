@@ -2,7 +2,7 @@
 
 import pytest
 
-from scalesearch.results import verdict
+from scalesearch.verdict.results import verdict
 
 
 def entry(acc, flops=200.0, matched=True, n=2, **coefficients):
@@ -60,7 +60,7 @@ def test_a_network_already_trained_or_training_is_a_duplicate():
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from scalesearch.search import same_network
+    from scalesearch.search.objective import same_network
 
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     done = create_trial(state=TrialState.COMPLETE, value=0.3,

@@ -322,7 +322,7 @@ def test_two_workers_sampling_past_the_target_agree_on_the_surplus():
     trial number trains and the higher is the surplus, whichever asks first."""
     from optuna.distributions import FloatDistribution
 
-    from scalesearch.search import sampled_wanted
+    from scalesearch.search.trials import sampled_wanted
 
     def trial(number, state, enqueued=False, **attrs):
         frozen = optuna.trial.create_trial(

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from scalesearch.errors import BadInput
-from scalesearch.scaling import (
+from scalesearch.net.scaling import (
     B0_HEAD,
     B0_STAGES,
     B0_STEM,

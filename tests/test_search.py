@@ -183,7 +183,7 @@ def test_other_bad_input(tmp_path):
 
 
 def test_shipped_synthetic_study_is_the_built_in_default():
-    from scalesearch.study import StudyConfig, build_config
+    from scalesearch.search.config import StudyConfig, build_config
 
     root = Path(__file__).resolve().parents[1]
     assert build_config(root / "studies" / "synthetic.toml") == build_config()

@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from scalesearch.complexity import counts
 from scalesearch.errors import BadInput
-from scalesearch.matching import match_budget, nominal_match
-from scalesearch.scaling import scale_network
-from scalesearch.space import (
+from scalesearch.net.complexity import counts
+from scalesearch.net.scaling import scale_network
+from scalesearch.search.matching import match_budget, nominal_match
+from scalesearch.search.space import (
     CORNERS,
     Direction,
     direction_from_params,

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import scalesearch.train as train
-from scalesearch.data import ImageDataset, Split
+import scalesearch.train.resident as resident
+import scalesearch.train.trainer as train
+from scalesearch.data.dataset import ImageDataset, Split
 from scalesearch.errors import BadInput
-from scalesearch.scaling import scale_network
-from scalesearch.train import TrainConfig, lr_factor, resolve_device, train_model
+from scalesearch.net.scaling import scale_network
+from scalesearch.train.config import TrainConfig, resolve_device
+from scalesearch.train.trainer import lr_factor, train_model
 
 SPEC = scale_network(0.25, 0.25, 32)  # about 0.1 M parameters
 COLOURS = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200]])
@@ -210,9 +212,9 @@ def test_max_steps_stops_early():
 
 def test_device_data_is_moved_once_per_data_set():
     device = torch.device("cpu")
-    first = train.device_data(DATA, device)
-    assert train.device_data(DATA, device) is first
-    assert train.device_data(colours(), device) is not first
+    first = resident.device_data(DATA, device)
+    assert resident.device_data(DATA, device) is first
+    assert resident.device_data(colours(), device) is not first
 
 
 def test_schedule_warms_up_then_decays_to_zero():

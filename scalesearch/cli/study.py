@@ -1,0 +1,181 @@
+"""The commands of a search: `run`, `worker` and `show`.
+
+Each checks its flags, calls one library function and prints; heavy modules are imported
+inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scalesearch.cli.options import (
+    HeartbeatOpt,
+    ResultsOpt,
+    StorageOpt,
+    StudyDeviceOpt,
+    WorkersOpt,
+    WorkersPerGpuOpt,
+)
+
+
+def run(
+    budget: Optional[str] = typer.Option(None, "--budget", help="FLOPs multiple over the base "
+                                         "network, e.g. 2x (default 2x)."),
+    study_file: Optional[Path] = typer.Option(None, "--study", help="Study file (TOML)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Study name (default: study file "
+                                       "or data set, and budget, e.g. synthetic-2x)."),
+    results_dir: Path = ResultsOpt,
+    trials: Optional[int] = typer.Option(None, "--trials", help="Searched candidates beyond "
+                                         "the baseline and the three corners."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Proxy epochs per training."),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="Trainings per candidate."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="qmc | tpe | grid."),
+    grid_step: Optional[float] = typer.Option(None, "--grid-step", help="Share step of the "
+                                              "grid sampler, e.g. 0.25."),
+    device: Optional[str] = StudyDeviceOpt,
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="synthetic | cifar10 | "
+                                          "cifar100 | imagefolder:PATH."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data set folder."),
+    base_resolution: Optional[int] = typer.Option(None, "--base-resolution",
+                                                  help="Base network's resolution (px)."),
+    base_depth: Optional[float] = typer.Option(None, "--base-depth",
+                                               help="Base network depth, x B0."),
+    base_width: Optional[float] = typer.Option(None, "--base-width",
+                                               help="Base network width, x B0."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd | rmsprop."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate."),
+    tolerance: Optional[float] = typer.Option(None, "--tolerance", help="Allowed relative "
+                                              "FLOPs distance from the budget (0.03)."),
+    match: Optional[bool] = typer.Option(None, "--match/--no-match", help="Solve each "
+                                         "candidate's scale to the budget, or reject misses."),
+    prune: Optional[bool] = typer.Option(None, "--prune/--no-prune",
+                                         help="Median pruning of compound candidates."),
+    max_params: Optional[int] = typer.Option(None, "--max-params"),
+    max_activations: Optional[int] = typer.Option(None, "--max-activations"),
+    train_images: Optional[int] = typer.Option(None, "--train-images",
+                                               help="Use only this many training images."),
+    val_images: Optional[int] = typer.Option(None, "--val-images",
+                                             help="Use only this many validation images."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Data split and sampler seed."),
+    storage: Optional[str] = StorageOpt,
+    heartbeat: int = HeartbeatOpt,
+    workers: Optional[int] = WorkersOpt,
+    workers_per_gpu: int = WorkersPerGpuOpt,
+    quiet: bool = typer.Option(False, "--quiet", help="No progress or per-trial lines."),
+) -> None:
+    """Search alpha, beta, gamma at one FLOPs budget; running it again resumes the study."""
+    from scalesearch.runs.files import Where, check_name
+    from scalesearch.runs.runner import check_workers, default_name
+    from scalesearch.search.config import FIELDS, build_config
+
+    flags = {key: value for key, value in locals().items() if key in FIELDS}
+    config = build_config(study_file, **flags)
+    check_workers(workers, workers_per_gpu, heartbeat, storage)
+    where = Where(check_name(name or default_name(config, study_file)), results_dir, storage,
+                  heartbeat)
+    _run(where, config, workers, workers_per_gpu, quiet, create=True)
+
+
+def worker(
+    name: str = typer.Option(..., "--name", help="The study to join."),
+    results_dir: Path = ResultsOpt,
+    storage: Optional[str] = StorageOpt,
+    heartbeat: int = HeartbeatOpt,
+    device: Optional[str] = StudyDeviceOpt,
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data set folder on this "
+                                           "machine (default: the one the study was made with)."),
+    workers: Optional[int] = WorkersOpt,
+    workers_per_gpu: int = WorkersPerGpuOpt,
+    quiet: bool = typer.Option(False, "--quiet", help="No progress or per-trial lines."),
+) -> None:
+    """Join an existing study and train its candidates until it is complete."""
+    from scalesearch.runs.files import Where, check_name
+    from scalesearch.runs.loading import stored_config
+    from scalesearch.runs.runner import check_workers
+
+    check_workers(workers, workers_per_gpu, heartbeat, storage)
+    where = Where(check_name(name), results_dir, storage, heartbeat)
+    config = stored_config(where, device, data_dir)
+    _run(where, config, workers, workers_per_gpu, quiet, create=False)
+
+
+def _run(where, config, workers, workers_per_gpu, quiet: bool, create: bool) -> None:
+    """`run_study` with progress on stderr; its stops become one line and an exit status."""
+    from rich.console import Console
+
+    from scalesearch.cli.console import ConsoleReporter
+    from scalesearch.runs.processes import WorkersFailed
+    from scalesearch.runs.runner import Interrupted, StorageLost, resume_hint, run_study
+
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        with ConsoleReporter(console, quiet) as reporter:
+            summary = run_study(where, config, workers, workers_per_gpu, create, reporter)
+    except Interrupted:
+        console.print("stopped: finished trials are saved; the interrupted one will be re-run. "
+                      f"Resume with: {resume_hint(where)}")
+        raise typer.Exit(130) from None
+    except StorageLost as lost:
+        console.print(f"error: lost the storage {where.storage or where.folder}: {lost.reason}; "
+                      "every finished trial is stored there, run the same command again "
+                      "when it is back.", markup=False)
+        raise typer.Exit(1) from None
+    except WorkersFailed as failed:
+        console.print(f"error: {failed}", markup=False)
+        raise typer.Exit(1) from None
+    _print_summary(console, summary, where)
+
+
+def _print_summary(console, summary: dict, where) -> None:
+    best = summary.get("best")
+    if best:
+        console.print(f"best compound: alpha {best['alpha']:.3f}, beta {best['beta']:.3f}, "
+                      f"gamma {best['gamma']:.3f} (d {best['depth_mult']:.2f}, w "
+                      f"{best['width_mult']:.2f}, r {best['resolution']}px, flops "
+                      f"x{best['flops_ratio']:.2f}): val {best['val_accuracy']:.1%}")
+    console.print(summary["verdict"]["text"])
+    if where.storage is None or where.folder.exists():
+        console.print(f"results: {where.folder}/ (trials.csv, summary.json); "
+                      f"next: scalesearch plot {where.name}")
+
+
+def show(
+    name: Optional[str] = typer.Argument(None, help="Study name (default: the latest)."),
+    results_dir: Path = ResultsOpt,
+    storage: Optional[str] = StorageOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """The trials and the verdict of a study, also while it is running."""
+    import json
+
+    from rich.console import Console
+
+    from scalesearch.cli.console import trials_table
+    from scalesearch.runs.loading import load_study
+    from scalesearch.verdict.results import summarize, trial_rows
+
+    study, where, settings = load_study(name, results_dir, storage)
+    trials = study.get_trials(deepcopy=False)
+    summary = summarize(trial_rows(trials), settings.get("budget", float("nan")),
+                        settings.get("tolerance", 0.03))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    # Piped output is not cut to 80 columns: it is read by people and by grep alike.
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    console.print(trials_table(trials, f"study {where.name} (budget "
+                                       f"{settings.get('budget', '?')}x)"))
+    console.print(summary["verdict"]["text"])
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run`, `worker` and `show` to the `scalesearch` app."""
+    app.command()(run)
+    app.command()(worker)
+    app.command()(show)
+

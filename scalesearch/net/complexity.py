@@ -1,0 +1,139 @@
+"""Parameters, FLOPs and activations of a NetworkSpec, counted with fvcore and cached.
+
+Conventions:
+- FLOPs are multiply-adds as fvcore's `FlopCountAnalysis` counts them (one fused multiply-add
+  is one flop), the paper's convention. Counted in eval mode on one image: conv, linear,
+  batch-norm and adaptive pooling are counted; SiLU, sigmoid, the SE product and additions are
+  not (fvcore has no handle for them).
+- Activations are fvcore's `ActivationCountAnalysis` total (output elements of conv and linear
+  layers for one image), a proxy for training memory.
+- `flops_ratio` is FLOPs over those of B0 at the base resolution with the same class count.
+
+A count depends only on (spec, classes), so it is cached in memory and on disk: one small JSON
+file per network under the cache folder, written atomically, safe for concurrent processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from scalesearch.net.scaling import B0_RESOLUTION, NetworkSpec, check_classes, scale_network
+
+CACHE_VERSION = 1  # bump when the model or the counting convention changes
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Raw counts for one network on one image."""
+
+    params: int
+    flops: int  # multiply-adds
+    activations: int
+
+
+@dataclass(frozen=True)
+class Complexity:
+    params: int
+    flops: int  # multiply-adds, fvcore convention
+    activations: int
+    flops_ratio: float  # flops / flops of B0 at the base resolution, same classes
+
+
+_memory: dict[str, Counts] = {}
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("SCALESEARCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "scalesearch"
+
+
+def clear_memory_cache() -> None:
+    _memory.clear()
+
+
+def measure(spec: NetworkSpec, num_classes: int) -> Counts:
+    """Count with fvcore, uncached: builds the model and traces one forward pass."""
+    import warnings
+
+    import torch
+
+    from scalesearch.net.model import build_model
+
+    with warnings.catch_warnings():
+        # fvcore touches torch.jit, which newer torch releases flag as deprecated.
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+
+    model = build_model(spec, num_classes).eval()
+    image = torch.zeros(1, 3, spec.resolution, spec.resolution)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        flops = FlopCountAnalysis(model, image)
+        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        activations = ActivationCountAnalysis(model, image)
+        activations.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return Counts(
+            params=sum(p.numel() for p in model.parameters()),
+            flops=int(flops.total()),
+            activations=int(activations.total()),
+        )
+
+
+def _cache_file(cache_dir: Path, key: str) -> Path:
+    digest = hashlib.sha1(f"v{CACHE_VERSION}|{key}".encode()).hexdigest()[:20]
+    return cache_dir / "complexity" / f"{digest}.json"
+
+
+def _read(path: Path, key: str) -> Counts | None:
+    try:
+        stored = json.loads(path.read_text())
+        if stored.pop("key") != key:
+            return None
+        return Counts(**stored)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing or damaged: count again and overwrite
+
+
+def _write(path: Path, key: str, counts: Counts) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"key": key, **asdict(counts)}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs time
+
+
+def counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
+    """Counts for `spec`, from the memory cache, the disk cache or a fresh fvcore count."""
+    check_classes(num_classes)
+    key = spec.key(num_classes)
+    if key in _memory:
+        return _memory[key]
+    path = _cache_file(cache_dir or default_cache_dir(), key)
+    found = _read(path, key)
+    if found is None:
+        found = measure(spec, num_classes)
+        _write(path, key, found)
+    _memory[key] = found
+    return found
+
+
+def count_complexity(
+    spec: NetworkSpec,
+    num_classes: int,
+    base_resolution: int = B0_RESOLUTION,
+    cache_dir: Path | None = None,
+) -> Complexity:
+    """Parameters, FLOPs, activations and the FLOPs ratio to B0 at `base_resolution`."""
+    own = counts(spec, num_classes, cache_dir)
+    base = counts(scale_network(1.0, 1.0, base_resolution), num_classes, cache_dir)
+    return Complexity(own.params, own.flops, own.activations, own.flops / base.flops)

@@ -1,0 +1,257 @@
+"""The study report: results/<name>/report.md and report.html (self-contained, opens offline).
+
+The report is built once as a list of blocks (headings, paragraphs, tables, figures) from what
+`scalesearch.report.figures.draw_study` read and drew, then rendered twice: Markdown with figures
+linked relatively (plots/*.png), HTML with the PNGs embedded. Accuracies are percentages with
+one decimal, spreads are standard deviations over seeds (ddof 1); FLOPs are fvcore
+multiply-adds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+# Block kinds: ("h", level, text), ("p", text), ("list", [text]), ("table", header, rows),
+# ("figure", png path, caption).
+Block = tuple
+
+CAPTIONS = {
+    "scaling": "Compound against single-dimension scaling at matched FLOPs: test accuracy, "
+               "mean and standard deviation over seeds; hollow markers could not be matched "
+               "to the compound FLOPs within the tolerance.",
+    "frontier": "Every candidate of the search: validation accuracy against FLOPs.",
+    "surface": "The search surface: validation accuracy over the shares of the budget spent "
+               "on depth, width and resolution, with the found optimum and the paper's "
+               "coefficients.",
+    "history": "The search in trial order: validation accuracy and the best compound "
+               "candidate so far.",
+    "timeline": "When each trial ran.",
+    "importances": "How much each searched parameter explains the validation accuracy "
+                   "(Optuna's PED-ANOVA; depth_share is the share of the budget on depth, "
+                   "width_fraction the part of the rest on width).",
+}
+
+
+def pct(value) -> str:
+    """0.4123 -> '41.2' (percent, one decimal); '' for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value * 100:.1f}"
+
+
+def spread(mean, std) -> str:
+    """'41.2 ± 0.5' (percent) or '41.2' without a spread."""
+    text = pct(mean)
+    return f"{text} ± {pct(std)}" if pct(std) else text
+
+
+def blocks(drawn) -> list[Block]:
+    """The report's content from a `figures.Drawn`."""
+    name, settings, summary = drawn.where.name, drawn.settings, drawn.summary
+    out: list[Block] = [("h", 1, f"Scaling report: {name}"),
+                        ("p", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by scalesearch "
+                              f"report from {drawn.where.folder}. Accuracies are percentages; "
+                              "± is the standard deviation over seeds; FLOPs are fvcore "
+                              "multiply-adds of one image.")]
+    out += _configuration(settings)
+    out += _search(summary, drawn.frame, settings)
+    out += _comparison(drawn)
+    out += _figures(drawn)
+    out += _environment(drawn.where.folder)
+    return out
+
+
+def _configuration(settings: dict) -> list[Block]:
+    rows = [[key, "(unset)" if value is None else str(value)] for key, value in settings.items()]
+    return [("h", 2, "Configuration"),
+            ("p", "The study's settings (results/<name>/config.toml holds them as a study "
+                  "file)."),
+            ("table", ["setting", "value"], rows)]
+
+
+def _search(summary: dict, frame: pd.DataFrame, settings: dict) -> list[Block]:
+    from scalesearch.verdict.results import candidates
+
+    out: list[Block] = [("h", 2, "Found coefficients")]
+    best = summary.get("best")
+    if best:
+        out.append(("p", f"Best compound candidate at {summary['budget']:g}x the base FLOPs: "
+                         f"**alpha {best['alpha']:.3f}, beta {best['beta']:.3f}, gamma "
+                         f"{best['gamma']:.3f}** (depth x{best['depth_mult']:.3f}, width "
+                         f"x{best['width_mult']:.3f}, {best['resolution']} px, "
+                         f"{best['flops_ratio']:.2f}x FLOPs), validation accuracy "
+                         f"{spread(best['val_accuracy'], best['val_accuracy_std'])}% over "
+                         f"{best['n_seeds']} seed(s). The paper found 1.2, 1.1, 1.15 on "
+                         "ImageNet."))
+    else:
+        out.append(("p", "No compound candidate finished, so no coefficients were found."))
+    out.append(("p", f"Search verdict (validation split, the one the search selects on): "
+                     f"{summary['verdict']['text']}"))
+    table = candidates(frame).sort_values("trial")
+    rows = [[str(int(r["trial"])), r["kind"], f"{r['alpha']:.3f}", f"{r['beta']:.3f}",
+             f"{r['gamma']:.3f}", f"{r['depth_mult']:.3f}", f"{r['width_mult']:.3f}",
+             str(int(r["resolution"])), f"{r['flops_ratio']:.2f}",
+             "yes" if bool(r["flops_matched"]) else "no",
+             spread(r["val_accuracy_mean"], r["val_accuracy_std"]), str(int(r["n_seeds"]))]
+            for _, r in table.iterrows()]
+    out.append(("table", ["trial", "kind", "alpha", "beta", "gamma", "depth_mult",
+                          "width_mult", "resolution", "FLOPs x base", "matched", "val %",
+                          "seeds"], rows))
+    return out
+
+
+def _comparison(drawn) -> list[Block]:
+    out: list[Block] = [("h", 2, "Compound vs single-dimension scaling")]
+    s = drawn.compare_summary
+    if not s or drawn.compare_frame is None or drawn.compare_frame.empty:
+        return out + [("p", f"No comparison yet: run `scalesearch compare {drawn.where.name} "
+                            "--phi 1,2`, then `scalesearch report` again.")]
+    from scalesearch.stages.compare import comparison_table
+
+    c = s["coefficients"]
+    out.append(("p", "For each phi, the compound network (the direction of alpha "
+                     f"{c['alpha']:.3f}, beta {c['beta']:.3f}, gamma {c['gamma']:.3f}, scaled "
+                     "like the search's candidates to (alpha * beta^2 * gamma^2)^phi times "
+                     "the base's measured FLOPs) and three networks that scale one dimension "
+                     "only, each solved so that its measured FLOPs match the compound "
+                     "network's within the tolerance "
+                     f"({drawn.settings.get('tolerance', 0.03):.0%}), plus the baseline; "
+                     f"{s['seeds']} seed(s) each. **Accuracies here are on the test split**, "
+                     "which neither the search nor the choice of alpha, beta and gamma ever "
+                     "saw (they selected on the validation split)."))
+    table = comparison_table(drawn.compare_frame)
+    rows = [[f"{r['phi']:g}", r["kind"], f"{r['depth_mult']:.3f}", f"{r['width_mult']:.3f}",
+             str(int(r["resolution"])), f"{int(r['params']):,}", f"{r['flops'] / 1e6:.2f}",
+             f"{r['flops_ratio']:.2f}", "yes" if bool(r["flops_matched"]) else "**no**",
+             spread(r["test_mean"], r["test_std"]), pct(r["val_mean"]), str(int(r["n_seeds"]))]
+            for _, r in table.iterrows()]
+    out.append(("table", ["phi", "kind", "depth_mult", "width_mult", "resolution", "params",
+                          "MFLOPs", "FLOPs x base", "matched", "test %", "val %", "seeds"],
+                rows))
+    noise = s["noise"]
+    if noise["test_seed_std"] is not None:
+        out.append(("p", f"Seed noise (pooled standard deviation of test accuracy over every "
+                         f"network with more than one seed): {pct(noise['test_seed_std'])} "
+                         f"points ({noise['degrees_of_freedom']} degrees of freedom). A "
+                         "difference counts as real when it exceeds twice its standard "
+                         "error."))
+    out.append(("h", 3, "Verdict per budget"))
+    out.append(("list", [v["text"] for v in s["verdicts"]] or ["No finished phi yet."]))
+    if s.get("off_budget"):
+        out.append(("p", f"{s['off_budget']} single-dimension network(s) could not be brought "
+                         "within the tolerance of the compound network's FLOPs (ceil of depth "
+                         "and whole pixels move FLOPs in steps); they are marked **no** above "
+                         "and hollow in the scaling figure."))
+    return out
+
+
+def _figures(drawn) -> list[Block]:
+    out: list[Block] = [("h", 2, "Figures")]
+    order = ("scaling", "frontier", "surface", "history", "timeline", "importances")
+    for key in order:
+        if key in drawn.figures:
+            out.append(("figure", drawn.figures[key][0], CAPTIONS[key]))
+    if drawn.skipped:
+        out.append(("p", "Not drawn:"))
+        out.append(("list", [f"{k}: {v}" for k, v in drawn.skipped.items()]))
+    out.append(("p", "Every figure is also saved as SVG next to its PNG in plots/."))
+    return out
+
+
+def _environment(folder: Path) -> list[Block]:
+    path = folder / "environment.json"
+    out: list[Block] = [("h", 2, "Environment")]
+    try:
+        env = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return out + [("p", "environment.json is missing (the study was run elsewhere).")]
+    out.append(("p", "Where the search ran (environment.json, written by scalesearch run)."))
+    out.append(("table", ["", "value"], [[k, str(v)] for k, v in env.items()]))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering
+
+
+def to_markdown(content: list[Block], folder: Path) -> str:
+    """Markdown; figures are linked relative to `folder` (the report's own folder)."""
+    lines: list[str] = []
+    for block in content:
+        kind = block[0]
+        if kind == "h":
+            lines += ["#" * block[1] + " " + block[2], ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "list":
+            lines += [f"- {item}" for item in block[1]] + [""]
+        elif kind == "table":
+            header, rows = block[1], block[2]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "|".join("---" for _ in header) + "|")
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+                      for row in rows]
+            lines.append("")
+        elif kind == "figure":
+            rel = Path(block[1]).relative_to(folder).as_posix()
+            lines += [f"![{block[2]}]({rel})", "", f"*{block[2]}*", ""]
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    """Escape text for HTML and turn **bold** and `code` into tags."""
+    parts = html.escape(text).split("**")
+    text = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    parts = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(content: list[Block], title: str) -> str:
+    """A standalone HTML page; figures embedded as base64 PNG so it opens anywhere offline."""
+    body: list[str] = []
+    for block in content:
+        kind = block[0]
+        if kind == "h":
+            body.append(f"<h{block[1]}>{_inline(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(block[1])}</p>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block[1]) + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{_inline(h)}</th>" for h in block[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
+                           for row in block[2])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "figure":
+            data = base64.b64encode(Path(block[1]).read_bytes()).decode("ascii")
+            body.append(f'<figure><img src="data:image/png;base64,{data}" '
+                        f'alt="{html.escape(block[2])}"><figcaption>{_inline(block[2])}'
+                        "</figcaption></figure>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;"
+             "padding:0 1em;line-height:1.45;color:#222}table{border-collapse:collapse;"
+             "margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;"
+             "text-align:right}th{background:#f4f4f4}td:nth-child(2){text-align:left}"
+             "img{max-width:100%}figure{margin:1.5em 0}figcaption{font-size:.9em;color:#555}"
+             "code{background:#f4f4f4;padding:0 .2em}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{style}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(drawn) -> list[Path]:
+    """results/<name>/report.md and report.html, written atomically; returns both paths."""
+    folder = drawn.where.folder
+    content = blocks(drawn)
+    from scalesearch.store.files import write_texts
+
+    return write_texts(folder, {
+        "report.md": to_markdown(content, folder),
+        "report.html": to_html(content, f"Scaling report: {drawn.where.name}"),
+    })

@@ -1,0 +1,97 @@
+"""Running `scalesearch compare` on a stored study: plan the comparison, train what is missing."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from scalesearch.errors import BadInput
+from scalesearch.runs.files import Where
+from scalesearch.runs.loading import load_study, stored_config
+from scalesearch.runs.runner import Exporting, Interrupted, load_data, sigterm_as_interrupt
+from scalesearch.search.objective import Reporter
+
+
+@dataclass
+class Comparison:
+    """A comparison about to run: where, with what, how much is left."""
+
+    where: Where
+    study: object  # the search's Optuna study
+    compare_study: object  # <name>.compare
+    coefficients: tuple[float, float, float]
+    phis: list[float]
+    seeds: int
+
+    @property
+    def resume(self) -> str:
+        phis = ",".join(f"{p:g}" for p in self.phis)
+        return f"scalesearch compare {self.where.name} --phi {phis} --seeds {self.seeds}"
+
+
+def coefficients_of(study, where: Where, alpha, beta, gamma) -> tuple[float, float, float]:
+    """--alpha/--beta/--gamma, or the study's best compound candidate."""
+    from scalesearch.stages.compare import check_coefficients
+    from scalesearch.verdict.results import summarize, trial_rows
+
+    given = [v for v in (alpha, beta, gamma) if v is not None]
+    if given:
+        if len(given) != 3:
+            raise BadInput("give all three of --alpha, --beta and --gamma, or none to use the "
+                           "study's best.")
+        return check_coefficients(alpha, beta, gamma)
+    frame = trial_rows(study.get_trials(deepcopy=False))
+    if not (frame["state"] == "complete").any():
+        raise BadInput(f"study {where.name!r} has no finished trials yet; run it first "
+                       f"(scalesearch run --name {where.name}) or give --alpha, --beta and "
+                       "--gamma.")
+    best = summarize(frame, float("nan"))["best"]
+    if best is None:
+        raise BadInput(f"study {where.name!r} has no finished compound candidate to take "
+                       "alpha, beta and gamma from; give --alpha, --beta and --gamma.")
+    return best["alpha"], best["beta"], best["gamma"]
+
+
+def prepare(name: str | None, results_dir: Path, storage: str | None, phi: str,
+            seeds: int | None, alpha, beta, gamma) -> Comparison:
+    """Check the flags, open the study and plan its comparison (nothing is trained yet)."""
+    import optuna
+
+    from scalesearch.stages import compare as cmp
+
+    phis = cmp.parse_phis(phi)
+    if seeds is not None and seeds < 1:
+        raise BadInput(f"--seeds must be at least 1, got {seeds}.")
+    study, where, settings = load_study(name, results_dir, storage)
+    if not settings:
+        raise BadInput(f"study {where.name!r} was not made by scalesearch run.")
+    coefficients = coefficients_of(study, where, alpha, beta, gamma)
+    existing = cmp.load_existing(where.name, study._storage)
+    if seeds is None:
+        seeds = (existing.user_attrs["seeds"] if existing is not None
+                 else max(2, int(settings.get("seeds", 1))))
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    cstudy = cmp.create_or_load(where.name, study._storage, settings, coefficients, seeds, phis)
+    return Comparison(where, study, cstudy, coefficients, phis, seeds)
+
+
+def run_comparison(comparison: Comparison, device: str | None, reporter: Reporter) -> dict:
+    """Train every network of the comparison that is not finished; returns compare.json's
+    content. Ctrl-C or SIGTERM: finished networks are kept, `Interrupted` is raised."""
+    from scalesearch.stages import compare as cmp
+
+    config = stored_config(comparison.where, device)
+    cstudy, folder = comparison.compare_study, comparison.where.folder
+
+    exporting = Exporting(reporter, lambda: cmp.export(cstudy, folder))
+    try:
+        with sigterm_as_interrupt():
+            if cmp.pending(cstudy):
+                data = load_data(config)
+                cmp.run_compare(cstudy, config, data, comparison.coefficients, comparison.seeds,
+                                exporting)
+    except KeyboardInterrupt:
+        cmp.export(cstudy, folder)
+        raise Interrupted() from None
+    return cmp.export(cstudy, folder)

@@ -1,0 +1,84 @@
+"""Where a study lives and the files it keeps current under ``results/<name>/``.
+
+``config.toml`` (the settings, a study file), ``environment.json`` (versions, machine,
+command), ``trials.csv`` and ``summary.json`` (rewritten from the storage after every trial).
+The numbers are made in `scalesearch.verdict.results`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scalesearch.errors import BadInput
+from scalesearch.search.config import StudyConfig, to_toml
+
+
+@dataclass
+class Where:
+    """Where a study lives."""
+
+    name: str
+    results_dir: Path
+    storage: str | None = None  # database URL; None: the journal file under results/<name>/
+    heartbeat: int = 30  # seconds, database storages only
+
+    @property
+    def folder(self) -> Path:
+        return self.results_dir / self.name
+
+
+def check_name(name: str) -> str:
+    if not name or any(c in name for c in "/\\\0") or name in (".", ".."):
+        raise BadInput(f"study name {name!r} must be a plain file name (no slashes).")
+    return name
+
+
+def environment(config: StudyConfig) -> dict:
+    import optuna
+    import torch
+    import torchvision
+
+    from scalesearch import __version__
+
+    cuda = torch.cuda.is_available()
+    return {
+        "scalesearch": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "optuna": optuna.__version__,
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": config.device,
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def write_run_files(where: Where, config: StudyConfig) -> None:
+    where.folder.mkdir(parents=True, exist_ok=True)
+    (where.folder / "config.toml").write_text(to_toml(config), encoding="utf-8")
+    (where.folder / "environment.json").write_text(
+        json.dumps(environment(config), indent=2) + "\n", encoding="utf-8")
+
+
+def export(study, where: Where, budget: float) -> dict:
+    """Rewrite trials.csv and summary.json from storage; returns the summary."""
+    from scalesearch.verdict.results import summarize, trial_rows, write_outputs
+
+    frame = trial_rows(study.get_trials(deepcopy=False))
+    tolerance = study.user_attrs.get("settings", {}).get("tolerance", 0.03)
+    summary = summarize(frame, budget, tolerance)
+    summary["study"] = where.name
+    summary["storage"] = where.storage or str(where.folder / "study.journal")
+    write_outputs(where.folder, frame, summary)
+    return summary

@@ -1,0 +1,199 @@
+"""Study configuration: what a search trains and how, from defaults, a TOML file and flags.
+
+A study file (``studies/*.toml``) holds flat ``key = value`` lines whose keys are the fields of
+`StudyConfig`; flags given on the command line override the file, and the file overrides the
+built-in defaults, which are the embedded default study (synthetic data, sized for a 2-core
+CPU). The fields in `IDENTITY` define what a study measures: re-running a stored study with a
+different value for one of them is refused, because its trials would not be comparable.
+No torch here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from scalesearch.errors import BadInput
+from scalesearch.search.space import parse_budget
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SAMPLERS = ("qmc", "tpe", "grid")
+OPTIMIZERS = ("sgd", "rmsprop")
+
+
+@dataclass
+class StudyConfig:
+    """One study; defaults are the embedded default study (first look on a laptop CPU)."""
+
+    dataset: str = "synthetic"  # synthetic | cifar10 | cifar100 | imagefolder:PATH
+    data_dir: str = "data"  # where data sets are downloaded and cached
+    # px of the base network (None: the data set's own). 40, not 32: EfficientNet halves its
+    # maps five times, so from a multiple of 32 the first extra pixel adds a row to every map
+    # (33 px costs 2.2x the FLOPs of 32 px) and the 2x surface holds only ~4 distinct networks;
+    # from 40 px resolution moves in fine steps (18 grid directions gave 17 distinct networks).
+    base_resolution: int | None = 40
+    # The base network is B0 times these multipliers. 1.0 is B0 itself; the default study uses
+    # a half-depth, half-width B0 so that its proxy trainings fit in 8 minutes on 2 cores.
+    base_depth: float = 0.5
+    base_width: float = 0.5
+    budget: float = 2.0  # FLOPs multiple over the base network
+    tolerance: float = 0.03  # allowed relative distance of measured FLOPs from the budget
+    match: bool = True  # solve each candidate's scale to the budget; False: reject misses
+    epochs: int = 3  # proxy epochs per training
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd (Nesterov, cosine) | rmsprop (the paper's)
+    lr: float | None = None  # None: the trainer's default for the optimizer and batch size
+    seeds: int = 1  # trainings per candidate (the baseline always gets at least 2)
+    sampler: str = "qmc"  # qmc | tpe | grid
+    grid_step: float = 0.25  # share step of the grid sampler
+    trials: int = 4  # searched candidates beyond the baseline and the three corners
+    prune: bool = False  # stop hopeless compound candidates early (median rule, first seed)
+    max_params: int | None = None  # optional constraint on parameters
+    max_activations: int | None = None  # optional constraint on activations (memory proxy)
+    train_images: int | None = None  # use only this many training images (None: all)
+    val_images: int | None = None  # use only this many validation images (None: all)
+    seed: int = 0  # data split and sampler seed
+    device: str = "auto"  # auto | cpu | cuda
+
+    def identity(self) -> dict:
+        """The fields that must match for a stored study to be continued."""
+        return {name: getattr(self, name) for name in IDENTITY}
+
+
+IDENTITY = (
+    "dataset", "base_resolution", "base_depth", "base_width", "budget", "tolerance", "match",
+    "epochs", "batch_size", "optimizer", "lr", "seeds", "max_params", "max_activations",
+    "train_images", "val_images", "seed",
+)
+FIELDS = {f.name: f for f in fields(StudyConfig)}
+
+
+def _whole(key: str, value: object, least: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        more = " or empty" if optional else ""
+        raise BadInput(f"{key} must be a whole number of at least {least}{more}, got {value!r}.")
+    return value
+
+
+def _positive(key: str, value: object, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value) or value <= 0:
+        raise BadInput(f"{key} must be a finite number above 0, got {value!r}.")
+    return float(value)
+
+
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise BadInput(f"unknown {key} {value!r}; choose one of {', '.join(choices)}.")
+    return str(value)
+
+
+def check(config: StudyConfig) -> StudyConfig:
+    """Validate every field; returns a normalised copy or raises BadInput naming the field."""
+    from scalesearch.data.dataset import check_dataset_name
+
+    c = dataclasses.replace(config)
+    if not isinstance(c.dataset, str):
+        raise BadInput(f"dataset must be a name such as 'synthetic', got {c.dataset!r}.")
+    check_dataset_name(c.dataset)
+    if not isinstance(c.data_dir, str) or not c.data_dir:
+        raise BadInput(f"data_dir must be a folder path, got {c.data_dir!r}.")
+    if c.base_resolution is not None:
+        _whole("base_resolution", c.base_resolution, 16)
+    c.base_depth = _positive("base_depth", c.base_depth)
+    c.base_width = _positive("base_width", c.base_width)
+    c.budget = parse_budget(c.budget)
+    c.tolerance = _positive("tolerance", c.tolerance)
+    if c.tolerance >= 1:
+        raise BadInput(f"tolerance must be a fraction below 1 such as 0.03, got {c.tolerance!r}.")
+    if not isinstance(c.match, bool):
+        raise BadInput(f"match must be true or false, got {c.match!r}.")
+    _whole("epochs", c.epochs, 1)
+    _whole("batch_size", c.batch_size, 2)
+    _choice("optimizer", c.optimizer, OPTIMIZERS)
+    c.lr = _positive("lr", c.lr, optional=True)
+    _whole("seeds", c.seeds, 1)
+    _choice("sampler", c.sampler, SAMPLERS)
+    c.grid_step = _positive("grid_step", c.grid_step)
+    _whole("trials", c.trials, 0)
+    if not isinstance(c.prune, bool):
+        raise BadInput(f"prune must be true or false, got {c.prune!r}.")
+    _whole("max_params", c.max_params, 1, optional=True)
+    _whole("max_activations", c.max_activations, 1, optional=True)
+    _whole("train_images", c.train_images, 2, optional=True)
+    _whole("val_images", c.val_images, 1, optional=True)
+    _whole("seed", c.seed, 0)
+    if not isinstance(c.device, str) or not (
+            c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
+        raise BadInput(f"unknown device {c.device!r}; choose 'auto', 'cpu' or 'cuda'.")
+    return c
+
+
+def read_study_file(path: str | Path) -> dict:
+    """The key/value pairs of a study file; BadInput for an unreadable, malformed or unknown
+    key, naming the file and the key."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise BadInput(f"cannot read study file {str(path)!r}: {err.strerror or err}.") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise BadInput(f"study file {str(path)!r} is not valid TOML: {err}.") from None
+    for key, value in values.items():
+        if key not in FIELDS:
+            raise BadInput(
+                f"study file {str(path)!r} has an unknown key {key!r}; known keys: "
+                f"{', '.join(FIELDS)}."
+            )
+        if isinstance(value, dict):
+            raise BadInput(f"study file {str(path)!r}: key {key!r} must be a plain value.")
+    if "budget" in values:
+        values["budget"] = parse_budget(values["budget"])
+    return values
+
+
+def build_config(study_file: str | Path | None = None, **flags) -> StudyConfig:
+    """Defaults, then the study file, then the flags that are not None; validated."""
+    values: dict = {}
+    if study_file is not None:
+        values.update(read_study_file(study_file))
+    for key, value in flags.items():
+        if key not in FIELDS:
+            raise TypeError(f"unknown study field {key!r}")
+        if value is not None:
+            values[key] = value
+    try:
+        config = StudyConfig(**values)
+    except TypeError as err:  # pragma: no cover - keys are checked above
+        raise BadInput(str(err)) from None
+    return check(config)
+
+
+def to_toml(config: StudyConfig) -> str:
+    """The configuration as a study file (fields left at None are written as comments)."""
+    lines = []
+    for name in FIELDS:
+        value = getattr(config, name)
+        if value is None:
+            lines.append(f"# {name} = (unset)")
+        elif isinstance(value, bool):
+            lines.append(f"{name} = {'true' if value else 'false'}")
+        elif isinstance(value, str):
+            lines.append(f"{name} = {json.dumps(value)}")
+        else:
+            lines.append(f"{name} = {value!r}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,359 @@
+"""Short proxy trainings of one NetworkSpec on one ImageDataset, fast on GPU, correct on CPU.
+
+How it is fast (after KellerJordan/cifar10-airbench): the whole data set lives on the device
+as uint8, moved once per (data set, device) and cached; batches are a seeded ``randperm``
+sliced into index tensors; augmentation and resizing run batched on the device
+(``scalesearch.augment``); model and inputs are channels_last; on the CPU, depthwise weight
+gradients of tiny maps bypass a slow oneDNN path (``scalesearch.depthwise``); bf16 autocast
+on CUDA (batch norm keeps fp32 parameters and statistics); the SGD step is a fused kernel; the
+loss is read back every ``REPORT_EVERY`` steps, never per step. There is no DataLoader and no
+per-sample Python work.
+
+Conventions:
+- accuracies are fractions in [0, 1]; seconds are wall-clock; steps are optimizer steps;
+- the learning rate warms up linearly per step, then decays to 0 along a cosine, per step;
+- the last partial training batch of an epoch is dropped; evaluation covers every sample;
+- the same seed on the same CPU machine gives bit-identical results (also across
+  processes); on CUDA cudnn autotuning and atomics make results close but not identical.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from scalesearch.data.augment import eval_transform, train_transform
+from scalesearch.data.dataset import ImageDataset
+from scalesearch.net.depthwise import use_tap_weight_grad
+from scalesearch.net.model import build_model
+from scalesearch.net.scaling import NetworkSpec
+from scalesearch.train.config import (
+    TrainConfig,
+    TrainResult,
+    check_config,
+    check_data,
+    default_lr,
+    resolve_device,
+)
+from scalesearch.train.resident import device_data
+
+REPORT_EVERY = 25  # steps between loss read-backs (one device sync each) and on_step calls
+
+EVAL_BATCH_FACTOR = 2  # evaluation batches are this many training batches (no activations kept)
+
+# Batch-norm statistics are recomputed from this many training images before each evaluation
+# ("precise BN", as pycls does). The model's TF momentum (0.01) needs hundreds of steps to
+# forget the initial running statistics; after a 3-epoch proxy they are still far off and
+# eval-mode accuracy measured the initialisation, not the network (synthetic set, tiny model:
+# 12% without, 24.5% with; 512 to 2048 images all gave 23-25%).
+PRECISE_BN_IMAGES = 1024
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, device: torch.device, fast: bool = True
+) -> torch.optim.Optimizer:
+    """SGD (Nesterov, momentum 0.9) or RMSprop; weight decay only on weights with ndim > 1.
+
+    ``fast`` picks the fused SGD kernel (CPU and CUDA) or the multi-tensor RMSprop; without it
+    torch's default implementation runs (the same arithmetic, as a plain user loop would).
+    RMSprop follows the paper (decay 0.9, momentum 0.9, eps 1e-3) with one difference from
+    TensorFlow: torch adds eps outside the square root and starts the mean square at 0.
+    """
+    decay = [p for p in model.parameters() if p.ndim > 1]  # conv and linear weights
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # batch norm and biases
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    lr = config.lr if config.lr is not None else default_lr(config.optimizer, config.batch_size)
+    if config.optimizer == "sgd":
+        kind = {"fused": True} if fast else {}
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **kind)
+    kind = {"foreach": True} if fast else {}
+    return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, momentum=0.9, eps=1e-3, **kind)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Multiplier of the base learning rate for 0-based ``step`` of ``total_steps``.
+
+    Linear warm-up from 1/warmup_steps to 1 over the first ``warmup_steps`` steps, then a
+    cosine from 1 towards 0 (reached just after the last step).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    """One model, its optimizer and schedule on one device; ``step`` is one training step.
+
+    ``train_model`` runs the epochs; ``scalesearch.bench`` times ``step`` directly, so both
+    measure the same code. Constructing a Trainer seeds torch's global generators with
+    ``config.seed`` (model init, dropout and stochastic depth draw from them).
+    """
+
+    def __init__(self, spec: NetworkSpec, data: ImageDataset, config: TrainConfig,
+                 total_steps: int):
+        self.device = resolve_device(config.device)
+        self.config = config
+        self.resolution = spec.resolution
+        self.total_steps = total_steps
+        self.steps_per_epoch = data.train.labels.shape[0] // config.batch_size
+        self.warmup_steps = min(round(config.warmup_epochs * self.steps_per_epoch),
+                                total_steps - 1)
+        self.steps_done = 0
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # fixed shapes: autotune once per shape
+        torch.manual_seed(config.seed)
+        # Batch order and augmentation draw from their own generator, on the data's device.
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed)
+        self.data = device_data(data, self.device)
+        self.model = build_model(spec, data.num_classes).to(
+            device=self.device, memory_format=torch.channels_last
+        )
+        if self.device.type == "cpu":
+            use_tap_weight_grad(self.model)  # see scalesearch.depthwise: tiny maps, slow oneDNN
+        # Evaluation uses the plain module: its partial last batch would recompile a compiled one.
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.optimizer = make_optimizer(self.model, config, self.device)
+        self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast on CUDA; off on CPU, where bf16 measured 2x slower on this model."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=self.device.type == "cuda")
+
+    def epoch_batches(self) -> Iterator[torch.Tensor]:
+        """Index tensors (B,) int64 on the device for one epoch; the last partial batch dropped."""
+        size = self.config.batch_size
+        order = torch.randperm(self.data.train_labels.shape[0], generator=self.generator,
+                               device=self.device)
+        for start in range(0, self.steps_per_epoch * size, size):
+            yield order[start : start + size]
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        """Index tensors forever, epoch after epoch (benchmarks)."""
+        while True:
+            yield from self.epoch_batches()
+
+    def step(self, indices: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on the training images at ``indices``; returns the loss (0-dim,
+        on the device, not synchronised)."""
+        factor = lr_factor(self.steps_done, self.total_steps, self.warmup_steps)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        images = self.data.train_images[indices]  # (B, 3, H, W) uint8
+        labels = self.data.train_labels[indices]  # (B,)
+        if self.config.augment:
+            x = train_transform(images, self.resolution, self.data.mean, self.data.std,
+                                self.generator)
+        else:
+            x = eval_transform(images, self.resolution, self.data.mean, self.data.std)
+        with self.autocast():
+            logits = self.forward(x)  # (B, classes)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.steps_done += 1
+        return loss.detach()
+
+    @torch.no_grad()
+    def recalibrate_batch_norm(self, images: int = PRECISE_BN_IMAGES) -> None:
+        """Replace every batch norm's running statistics by their plain average over
+        ``images`` unaugmented training images (a fixed, evenly strided subset)."""
+        layers = [m for m in self.model.modules() if isinstance(m, nn.BatchNorm2d)]
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # None: cumulative average over the batches below
+        count = self.data.train_labels.shape[0]
+        subset = self.data.train_images[:: max(1, count // images)][:images]  # (K, 3, H, W)
+        size = self.config.batch_size * EVAL_BATCH_FACTOR
+        # Only batch norm in train mode (it then updates its statistics); stochastic depth and
+        # dropout stay off, as they are when evaluating, and draw no random numbers.
+        self.model.eval()
+        for layer in layers:
+            layer.train()
+        for start in range(0, subset.shape[0], size):
+            x = eval_transform(subset[start : start + size], self.resolution, self.data.mean,
+                               self.data.std)
+            with self.autocast():
+                self.model(x)
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+        self.model.train()
+
+    @torch.inference_mode()
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Top-1 accuracy (fraction) over every image, eval mode, one sync at the end."""
+        self.model.eval()
+        size = self.config.batch_size * EVAL_BATCH_FACTOR
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for start in range(0, labels.shape[0], size):
+            x = eval_transform(images[start : start + size], self.resolution, self.data.mean,
+                               self.data.std)
+            with self.autocast():
+                logits = self.model(x)  # (b, classes)
+            correct += (logits.argmax(dim=1) == labels[start : start + size]).sum()
+        self.model.train()
+        return correct.item() / labels.shape[0]
+
+
+@dataclass
+class _Progress:
+    """What the loop has done so far; read back when a run ends early."""
+
+    epochs: int = 0
+    train_seconds: float = 0.0
+    train_images: int = 0
+    last_loss: float | None = None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    error: str | None = None
+
+
+def train_model(
+    spec: NetworkSpec,
+    data: ImageDataset,
+    config: TrainConfig,
+    on_epoch: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> TrainResult:
+    """Train ``spec`` on ``data.train`` and report accuracy on ``data.val`` after every epoch.
+
+    ``on_epoch(epoch, val_accuracy)`` runs after each epoch (1-based); whatever it raises (for
+    example ``optuna.TrialPruned``) propagates. ``on_step(step, total_steps, loss)`` runs every
+    REPORT_EVERY steps and at each epoch's end, with the mean loss of the steps since the last
+    call. A non-finite loss ends the run as "failed" ("diverged at epoch E step S (loss nan)"),
+    as does running out of GPU memory. Invalid settings raise BadInput before any training.
+    """
+    check_config(config)
+    device = resolve_device(config.device)
+    check_data(data, config)
+    steps_per_epoch = data.train.labels.shape[0] // config.batch_size
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+
+    start = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    progress = _Progress()
+    out_of_memory = False
+    try:
+        _train(spec, data, config, total_steps, progress, on_epoch, on_step)
+    except torch.cuda.OutOfMemoryError:
+        out_of_memory = True
+    if out_of_memory:
+        # Outside the except block the traceback (and the tensors its frames hold) is gone,
+        # so the cached blocks can really be returned to the driver.
+        gc.collect()
+        torch.cuda.empty_cache()
+        progress.error = (
+            f"out of GPU memory at batch size {config.batch_size} and resolution "
+            f"{spec.resolution} px; lower --batch-size"
+        )
+    return TrainResult(
+        state="failed" if progress.error else "complete",
+        val_accuracy=None if progress.error else progress.val_accuracy,
+        test_accuracy=None if progress.error else progress.test_accuracy,
+        loss=None if progress.error else progress.last_loss,
+        epochs=progress.epochs,
+        seconds=time.perf_counter() - start,
+        images_per_second=(
+            progress.train_images / progress.train_seconds if progress.train_seconds > 0 else 0.0
+        ),
+        peak_memory_bytes=_peak_memory(device),
+        error=progress.error,
+    )
+
+
+def _train(
+    spec: NetworkSpec,
+    data: ImageDataset,
+    config: TrainConfig,
+    total_steps: int,
+    progress: _Progress,
+    on_epoch: Callable[[int, float], None] | None,
+    on_step: Callable[[int, int, float], None] | None,
+) -> None:
+    """The epochs of ``train_model``; records into ``progress``, stops early on divergence."""
+    trainer = Trainer(spec, data, config, total_steps)
+    # Losses of the steps since the last read-back, kept on the device: reading them costs one
+    # sync per REPORT_EVERY steps and still finds the exact step of a divergence.
+    window = torch.zeros(REPORT_EVERY, device=trainer.device)
+    for epoch in range(1, config.epochs + 1):
+        if trainer.steps_done >= total_steps:
+            break
+        epoch_losses: list[float] = []
+        first_step = trainer.steps_done
+        filled = 0
+        tick = time.perf_counter()
+        for indices in trainer.epoch_batches():
+            if trainer.steps_done >= total_steps:
+                break
+            window[filled] = trainer.step(indices)
+            filled += 1
+            if filled == REPORT_EVERY:
+                if not _read_window(window, filled, trainer, epoch, epoch_losses, progress,
+                                    on_step):
+                    return
+                filled = 0
+        if filled and not _read_window(window, filled, trainer, epoch, epoch_losses, progress,
+                                       on_step):
+            return
+        progress.train_seconds += time.perf_counter() - tick  # the read-back above synced
+        progress.train_images += (trainer.steps_done - first_step) * config.batch_size
+        progress.last_loss = sum(epoch_losses) / len(epoch_losses)
+        trainer.recalibrate_batch_norm()
+        progress.val_accuracy = trainer.evaluate(trainer.data.val_images, trainer.data.val_labels)
+        progress.epochs = epoch
+        if on_epoch is not None:
+            on_epoch(epoch, progress.val_accuracy)
+    if config.evaluate_test:
+        progress.test_accuracy = trainer.evaluate(trainer.data.test_images,
+                                                  trainer.data.test_labels)
+
+
+def _read_window(
+    window: torch.Tensor,
+    filled: int,
+    trainer: Trainer,
+    epoch: int,
+    epoch_losses: list[float],
+    progress: _Progress,
+    on_step: Callable[[int, int, float], None] | None,
+) -> bool:
+    """Read the first ``filled`` losses back (one sync); False, with the error set, if one is
+    not finite. Otherwise record them and call ``on_step`` with their mean."""
+    losses = window[:filled].tolist()
+    bad = next((i for i, value in enumerate(losses) if not math.isfinite(value)), None)
+    if bad is not None:
+        step = trainer.steps_done - filled + bad + 1  # 1-based, counted over all epochs
+        progress.error = f"diverged at epoch {epoch} step {step} (loss {losses[bad]})"
+        return False
+    epoch_losses += losses
+    if on_step is not None:
+        on_step(trainer.steps_done, trainer.total_steps, sum(losses) / len(losses))
+    return True
+
+
+def _peak_memory(device: torch.device) -> int:
+    """See TrainResult.peak_memory_bytes."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS: bytes; Linux: KiB
