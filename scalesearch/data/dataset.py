@@ -53,6 +53,22 @@ class ImageDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def at_resolution(self, resolution: int) -> ImageDataset:
+        """The data set as a network trained at `resolution` px sees it. Stored images are
+        resized by the trainer, so this is the data set itself; a data set that can draw its
+        images at any size returns them drawn at `resolution` (the same object for the same
+        resolution, so that the trainer's device cache holds)."""
+        return self
+
+    def cut(self, train_images: int | None, val_images: int | None) -> ImageDataset:
+        """The first `train_images` training and `val_images` validation images (None: all)."""
+        def first(split: Split, n: int | None) -> Split:
+            return split if n is None else Split(split.images[:n], split.labels[:n])
+
+        return ImageDataset(self.name, self.classes, first(self.train, train_images),
+                            first(self.val, val_images), self.test, self.base_resolution,
+                            self.skipped)
+
 
 def check_dataset_name(name: str) -> str:
     """Return ``name`` if it names a known data set, else raise BadInput; never imports torch."""

@@ -84,17 +84,10 @@ def open_study(where: Where, config: StudyConfig, create: bool = True):
 
 def load_data(config: StudyConfig):
     """The study's data set, cut to train_images / val_images when those are set."""
-    from scalesearch.data.dataset import ImageDataset, Split
     from scalesearch.data.load import load_dataset
 
     data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
-
-    def cut(split: Split, n: int | None) -> Split:
-        return split if n is None else Split(split.images[:n], split.labels[:n])
-
-    return ImageDataset(data.name, data.classes, cut(data.train, config.train_images),
-                        cut(data.val, config.val_images), data.test, data.base_resolution,
-                        data.skipped)
+    return data.cut(config.train_images, config.val_images)
 
 
 def _quiet_storage_errors(args) -> None:

@@ -66,6 +66,7 @@ def run_benchmark(
             f"({data.train.labels.shape[0]} images); lower --batch-size."
         )
     target = resolve_device(device)
+    data = data.at_resolution(spec.resolution)  # both sides see the same images
     ours = _time_ours(spec, data, config, steps, warmup_steps)
     reference = _time_reference(spec, data, config, steps, warmup_steps, num_workers)
     first, cached = _time_flop_count(spec, data.num_classes, data.base_resolution)

@@ -119,7 +119,7 @@ class Trainer:
         # Batch order and augmentation draw from their own generator, on the data's device.
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
-        self.data = device_data(data, self.device)
+        self.data = device_data(data.at_resolution(spec.resolution), self.device)
         self.model = build_model(spec, data.num_classes).to(
             device=self.device, memory_format=torch.channels_last
         )
