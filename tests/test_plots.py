@@ -160,33 +160,33 @@ def test_plot_frontier_rejects_nothing_to_plot_and_bad_input(frame, tmp_path):
         plot_frontier(frame.drop(columns="state"), tmp_path, "no state")
 
 
-def _compare_frame(frame):
-    """The fixture as a comparison: baseline at phi 0, compound and depth at phi 1 and 2."""
-    rows = []
-    for phi, scale in ((0, 1.0), (1, 2.0), (2, 4.0)):
-        for kind in (("baseline",) if phi == 0 else ("compound", "depth", "width",
-                                                      "resolution")):
-            for seed in range(2):
-                rows.append({"trial": len(rows) // 2, "kind": kind, "phi": float(phi),
-                             "seed": seed, "flops": BASE_FLOPS * scale,
-                             "flops_matched": kind != "resolution",
-                             "state": "complete", "val_accuracy": 0.5 + 0.02 * phi,
-                             "test_accuracy": 0.5 + 0.03 * phi + 0.01 * seed})
-    return pd.DataFrame(rows)
+def _compare_summary():
+    """compare.json's shape: the baseline, then per phi four strategies at the budget (the
+    resolution one interpolated between two networks)."""
+    table = []
+    for phi in (1.0, 2.0):
+        for kind in ("compound", "depth", "width", "resolution"):
+            table.append({"phi": phi, "kind": kind, "budget": 2.0 ** phi,
+                          "flops": BASE_FLOPS * 2.0 ** phi * (1.1 if kind == "resolution" else 1),
+                          "method": "interpolated" if kind == "resolution" else "matched",
+                          "test_accuracy": 0.5 + 0.03 * phi + (0.01 if kind == "compound" else 0),
+                          "standard_error": 0.01})
+    baseline = {"kind": "baseline", "flops": BASE_FLOPS, "flops_ratio": 1.0,
+                "test_accuracy": 0.5, "standard_error": 0.012}
+    return {"baseline": baseline, "table": table}
 
 
 def test_scaling_surface_history_timeline_importances_write_files(frame, tmp_path):
     made = [
-        plot_scaling(_compare_frame(frame), tmp_path, "scaling title"),
-        plot_surface(frame, tmp_path, "surface title", found=(1.3, 1.1, 1.08)),
+        plot_scaling(scaling_table(_compare_summary()), tmp_path, "scaling title"),
+        plot_surface(aggregate(frame), tmp_path, "surface title", found=(1.3, 1.1, 1.08)),
         plot_history(frame, tmp_path, "history title"),
         plot_timeline(pd.DataFrame({
             "trial": [0, 1], "kind": ["baseline", "compound"], "state": ["complete", "fail"],
             "start": pd.to_datetime(["2025-01-01 10:00", "2025-01-01 10:02"]),
             "end": pd.to_datetime(["2025-01-01 10:02", "2025-01-01 10:05"])}),
             tmp_path, "timeline title"),
-        plot_importances({"depth_share": 0.7, "width_fraction": 0.3}, tmp_path,
-                               "importances title"),
+        plot_importances({"u": 0.7, "v": 0.3}, tmp_path, "importances title"),
     ]
     for (png, svg), name in zip(made, ("scaling", "surface", "history", "timeline",
                                        "importances")):
@@ -199,12 +199,16 @@ def test_scaling_surface_history_timeline_importances_write_files(frame, tmp_pat
         assert KIND_COLORS[kind].lower() in scaling_svg
     assert "paper (1.2, 1.1, 1.15)" in made[1][1].read_text()
     assert "test accuracy" in scaling_svg
+    assert "interpolated" in scaling_svg  # the hollow markers are named
 
 
-def test_scaling_table_means_and_spread(frame):
-    table = scaling_table(_compare_frame(frame), "test_accuracy")
+def test_scaling_table_puts_interpolated_points_at_the_budget():
+    table = scaling_table(_compare_summary())
     row = table[(table["kind"] == "compound") & (table["phi"] == 2)].iloc[0]
-    assert row["mean"] == pytest.approx(0.565) and row["n"] == 2
-    assert row["std"] == pytest.approx(np.std([0.56, 0.57], ddof=1))
+    assert row["mean"] == pytest.approx(0.57) and row["std"] == pytest.approx(0.01)
+    resolution = table[(table["kind"] == "resolution") & (table["phi"] == 1)].iloc[0]
+    assert not resolution["flops_matched"] and resolution["flops"] == pytest.approx(
+        2 * BASE_FLOPS)  # at the budget, not at either network
+    assert table.iloc[0]["kind"] == "baseline" or "baseline" in set(table["kind"])
     with pytest.raises(BadInput, match="nothing to plot"):
-        plot_scaling(_compare_frame(frame).assign(state="failed"), "/tmp", "x")
+        plot_scaling(scaling_table({"baseline": None, "table": []}), "/tmp", "x")

@@ -45,51 +45,67 @@ def complete_kinds(study):
                   if t.state == optuna.trial.TrialState.COMPLETE)
 
 
-def test_run_writes_results_resumes_and_refuses_other_settings(tmp_path, data_dir):
+def networks_of(frame):
+    """Candidate -> its networks' FLOPs ratios (one matched, or two bracketing)."""
+    return {c: sorted(g.drop_duplicates("trial")["flops_ratio"])
+            for c, g in frame.groupby("candidate")}
+
+
+def test_run_writes_results_confirms_resumes_and_refuses_other_settings(tmp_path, data_dir):
     results = tmp_path / "results"
     first = run_tiny(results, data_dir, "--trials", "1")
     assert first.returncode == 0, first.stderr
     assert "Traceback" not in first.stderr
     folder = results / "tiny"
     frame = pd.read_csv(folder / "trials.csv")
-    assert sorted(frame["kind"]) == ["baseline", "baseline", "compound", "depth", "resolution",
-                                     "width"]  # the baseline is trained with two seeds
-    assert (frame["state"] == "complete").all()
+    assert (frame["state"].isin(["complete", "reused"])).all()
+    kinds = frame.drop_duplicates("candidate")["kind"].tolist()
+    assert sorted(kinds) == ["baseline", "compound", "depth", "resolution", "width"]
+    assert (frame[frame["kind"] == "baseline"]["seed"].tolist()) == [0, 1]  # two seeds
     assert (frame[["alpha", "beta", "gamma"]] >= 1.0).all().all()
     nominal = frame["alpha"] * frame["beta"] ** 2 * frame["gamma"] ** 2
     scaled = frame["kind"] != "baseline"
-    assert ((nominal[scaled] - 2.0).abs() <= 0.02).all()
-    assert frame["val_accuracy"].between(0, 1).all()
+    assert ((nominal[scaled] - 2.0).abs() <= 1e-6).all()
+    for candidate, ratios in networks_of(frame[scaled]).items():
+        # Every candidate is on the budget, or bracketed by the two networks around it.
+        assert (len(ratios) == 1 and abs(ratios[0] / 2.0 - 1) <= 0.03) or (
+            len(ratios) == 2 and ratios[0] < 2.0 < ratios[1]), (candidate, ratios)
+    assert frame["val_accuracy"].dropna().between(0, 1).all()
     summary = json.loads((folder / "summary.json").read_text())
-    assert {"budget", "best", "baseline", "single_dimension", "noise", "verdict"} <= set(summary)
-    assert summary["budget"] == 2.0 and set(summary["single_dimension"]) == {
-        "depth", "width", "resolution"}
-    assert summary["noise"]["seed_std"] is not None  # the baseline's two seeds
+    assert {"budget", "best", "baseline", "at_budget", "noise", "verdict",
+            "confirmation"} <= set(summary)
+    for kind, entry in summary["at_budget"].items():
+        assert entry["method"] in ("matched", "interpolated"), kind
+        assert {"val_accuracy", "standard_error", "method", "trials"} <= set(entry)
+    verdict = summary["verdict"]
+    assert verdict["answer"] in ("compound", "depth", "width", "resolution", "tie", "undecided")
+    assert {"difference", "standard_error", "degrees_of_freedom", "p_value",
+            "detectable_difference"} <= set(verdict)
+    assert verdict["text"] in first.stderr
+    # The confirmation trained the choices again, on seeds no search run used, on test.
+    confirmed = pd.read_csv(folder / "confirm.csv")
+    assert confirmed["test_accuracy"].notna().all() and (confirmed["seed"].max() == 1)
+    assert not set(confirmed["training_seed"]) & set(frame["training_seed"].dropna())
+    assert summary["confirmation"]["opponent"] in ("depth", "width", "resolution")
     assert (folder / "config.toml").exists() and (folder / "environment.json").exists()
 
     # Plain Optuna opens the study.
     study = load(results)
-    assert complete_kinds(study) == ["baseline", "compound", "depth", "resolution", "width"]
     values = {t.number: t.value for t in study.get_trials()}
 
     # Same settings, one more searched candidate: only that one is trained.
     again = run_tiny(results, data_dir, "--trials", "2")
     assert again.returncode == 0, again.stderr
     study = load(results)
-    trained = [t for t in study.get_trials() if "duplicate_of" not in t.user_attrs]
-    assert len(trained) == 6
     assert {n: v for n, v in ((t.number, t.value) for t in study.get_trials())
             if n in values} == values
-    # Points that round to a network already trained are not trained again (likely on this
-    # tiny base): every trained network is distinct, every duplicate names a trained trial.
-    networks = [t.user_attrs["network"] for t in trained]
+    candidates = [t for t in study.get_trials() if t.user_attrs.get("bracket") != "upper"
+                  and "duplicate_of" not in t.user_attrs]
+    assert len(candidates) == 6  # baseline, three corners, two compound
+    # Every trained network is distinct.
+    networks = [t.user_attrs["network"] for t in study.get_trials()
+                if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(set(networks)) == len(networks)
-    by_number = {t.number: t for t in trained}
-    for t in study.get_trials():
-        if "duplicate_of" in t.user_attrs:
-            assert t.state == optuna.trial.TrialState.PRUNED
-            original = by_number[t.user_attrs["duplicate_of"]]
-            assert original.user_attrs["network"] == t.user_attrs["network"]
     # Nothing left: a third run trains nothing.
     count = len(study.get_trials())
     third = run_tiny(results, data_dir, "--trials", "2")
@@ -97,7 +113,10 @@ def test_run_writes_results_resumes_and_refuses_other_settings(tmp_path, data_di
 
     # show and plot read the stored study.
     shown = cli("show", "tiny", "--results-dir", results)
-    assert shown.returncode == 0 and "baseline" in shown.stdout
+    assert shown.returncode == 0
+    rows = [line for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == count
+    assert verdict_text_start(summary) in shown.stdout.replace("\n", " ")
     plotted = cli("plot", "tiny", "--results-dir", results)
     assert plotted.returncode == 0, plotted.stderr
     assert (folder / "plots" / "frontier.png").stat().st_size > 0
@@ -109,6 +128,10 @@ def test_run_writes_results_resumes_and_refuses_other_settings(tmp_path, data_di
     assert "other settings" in refused.stderr and "budget" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert (folder / "study.journal").read_bytes() == before
+
+
+def verdict_text_start(summary):
+    return summary["verdict"]["text"][:40]
 
 
 def test_sigterm_during_a_trial_leaves_a_study_that_resumes(tmp_path, data_dir):

@@ -34,12 +34,13 @@ def compare(
     test split; resumable like `run`. Writes results/<name>/compare.csv and compare.json."""
     from rich.console import Console
 
-    from scalesearch.cli.console import ConsoleReporter, compare_line
+    from scalesearch.cli.console import ConsoleReporter
     from scalesearch.runs.comparison import prepare, run_comparison
     from scalesearch.runs.runner import Interrupted
-    from scalesearch.stages.compare import CSV, finished, pending
+    from scalesearch.stages.compare import CSV
+    from scalesearch.stages.stage import finished, pending
 
-    comparison = prepare(name, results_dir, storage, phi, seeds, alpha, beta, gamma)
+    comparison = prepare(name, results_dir, storage, phi, seeds, alpha, beta, gamma, device)
     console = Console(stderr=True, soft_wrap=True)
     cstudy, where = comparison.compare_study, comparison.where
     a, b, g = comparison.coefficients
@@ -47,7 +48,7 @@ def compare(
               f"phi {', '.join(f'{p:g}' for p in comparison.phis)}, {comparison.seeds} seed(s) "
               f"each, evaluated on the test split; {pending(cstudy)} network(s) to train")
     try:
-        with ConsoleReporter(console, quiet, line=compare_line,
+        with ConsoleReporter(console, quiet,
                              counts=lambda t: t.state.name == "COMPLETE"
                              or "failure" in t.user_attrs) as reporter:
             reporter.study_opened(header, len(cstudy.user_attrs["points"]), finished(cstudy))
@@ -59,9 +60,8 @@ def compare(
     for verdict in summary["verdicts"]:
         console.print(verdict["text"])
     if summary["off_budget"]:
-        console.print(f"{summary['off_budget']} single-dimension network(s) could not be brought "
-                      "within the tolerance of the compound FLOPs (rounding); they are flagged "
-                      "flops_matched = false.")
+        console.print(f"{summary['off_budget']} strategy budget(s) could be neither matched "
+                      "within the tolerance nor bracketed by two networks; they are not judged.")
     console.print(f"results: {where.folder / CSV}; next: scalesearch plot {where.name} and "
                   f"scalesearch report {where.name}")
 

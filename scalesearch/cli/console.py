@@ -91,43 +91,43 @@ def _counts(trial) -> bool:
     return done and "duplicate_of" not in attrs
 
 
+def _scale_text(attrs: dict, with_coefficients: bool = True) -> str:
+    """'alpha .. beta .. gamma ..  d .. w .. r ..px  flops x.. (lower bracket)', what is known."""
+    if not all(k in attrs for k in ("depth_mult", "width_mult", "resolution", "flops_ratio")):
+        return ""  # a trial whose worker died while recording it may hold only some of these
+    head = ""
+    if with_coefficients and all(k in attrs for k in ("alpha", "beta", "gamma")):
+        head = (f" alpha {attrs['alpha']:.3f} beta {attrs['beta']:.3f} "
+                f"gamma {attrs['gamma']:.3f} ")
+    bracket = attrs.get("bracket")
+    note = {"lower": " (below the budget)", "upper": " (above the budget)",
+            "off budget": " (off budget)"}.get(bracket, "")
+    return (f"{head} d {attrs['depth_mult']:.2f} w {attrs['width_mult']:.2f} "
+            f"r {attrs['resolution']:>3}px  flops x{attrs['flops_ratio']:.2f}{note}")
+
+
 def trial_line(trial) -> str:
-    """One line per finished trial: number, kind, scale, FLOPs, accuracy."""
+    """One line per finished trial: number, kind, scale, FLOPs, accuracy (validation in the
+    search, test in the stages after it)."""
     attrs = trial.user_attrs
-    head = f"trial {trial.number:>3} {attrs.get('kind', '?'):<10}"
-    # A trial whose worker died while recording it may hold only some of these.
-    if all(k in attrs for k in ("alpha", "beta", "gamma", "depth_mult", "width_mult",
-                                "resolution", "flops_ratio")):
-        head += (f" alpha {attrs['alpha']:.3f} beta {attrs['beta']:.3f} "
-                 f"gamma {attrs['gamma']:.3f}  d {attrs['depth_mult']:.2f} "
-                 f"w {attrs['width_mult']:.2f} r {attrs['resolution']:>3}px  "
-                 f"flops x{attrs['flops_ratio']:.2f}"
-                 f"{'' if attrs.get('flops_matched', True) else ' (off budget)'}")
+    stage = "point" in attrs
+    head = f"{'network' if stage else 'trial'} {trial.number:>3} {attrs.get('kind', '?'):<10}"
+    if stage and attrs.get("phi"):
+        head = f"phi {attrs['phi']:<4g} {head}"
+    head += _scale_text(attrs, with_coefficients=not stage)
     state = trial.state.name.lower()
     if trial.value is not None:
-        std = attrs.get("val_accuracy_std")
+        std = attrs.get("test_accuracy_std" if stage else "val_accuracy_std")
         spread = f" ± {std:.1%}" if std is not None else ""
-        return f"{head}  val {trial.value:.1%}{spread} ({attrs.get('n_seeds', 1)} seeds)"
+        return (f"{head}  {'test' if stage else 'val'} {trial.value:.1%}{spread} "
+                f"({attrs.get('n_seeds', 1)} seeds)")
     reason = attrs.get("failure") or attrs.get("infeasible") or attrs.get("failure_reason")
     if "duplicate_of" in attrs:
-        reason = f"same network as trial {attrs['duplicate_of']}, not trained"
+        reason = f"same networks as trial {attrs['duplicate_of']}, not trained"
+    if "same_network_as" in attrs:
+        reason = f"same network as trial {attrs['same_network_as']}, not trained again"
     return f"{head}  {state}{': ' + reason if reason else ''}"
 
-
-def compare_line(trial) -> str:
-    """One line per finished network of a comparison: phi, kind, scale, FLOPs, test accuracy."""
-    attrs = trial.user_attrs
-    head = f"phi {attrs.get('phi', 0):<4g} {attrs.get('kind', '?'):<10}"
-    if "flops_ratio" in attrs:
-        head += (f" d {attrs['depth_mult']:.2f} w {attrs['width_mult']:.2f} "
-                 f"r {attrs['resolution']:>3}px  flops x{attrs['flops_ratio']:.2f}"
-                 f"{'' if attrs.get('flops_matched', True) else ' (off the compound FLOPs)'}")
-    if trial.value is not None:
-        std = attrs.get("test_accuracy_std")
-        spread = f" ± {std:.1%}" if std is not None else ""
-        return f"{head}  test {trial.value:.1%}{spread} ({attrs.get('n_seeds', 1)} seeds)"
-    reason = attrs.get("failure") or attrs.get("failure_reason")
-    return f"{head}  {trial.state.name.lower()}{': ' + reason if reason else ''}"
 
 
 def trials_table(trials, title: str):
@@ -157,7 +157,11 @@ def trials_table(trials, title: str):
         if "rerun_of" in a:
             note = f"re-run of {a['rerun_of']} {note}".strip()
         if "duplicate_of" in a:
-            note = f"same network as trial {a['duplicate_of']}, not trained"
+            note = f"same networks as trial {a['duplicate_of']}, not trained"
+        if "same_network_as" in a:
+            note = f"same network as trial {a['same_network_as']}, not trained again"
+        if a.get("bracket") in ("lower", "upper"):
+            note = f"{a['bracket']} network of candidate {a.get('candidate')} {note}".strip()
         if t.number in rerun_as:
             note = f"{note}; re-run as {rerun_as[t.number]}".lstrip("; ")
         table.add_row(str(t.number), a.get("kind", ""), num("alpha", ".3f"), num("beta", ".3f"),
@@ -165,3 +169,17 @@ def trials_table(trials, title: str):
                       num("resolution", "d"), num("flops_ratio", ".2f"), acc,
                       str(a.get("n_seeds", "")), t.state.name.lower(), note)
     return table
+
+
+def strategy_line(entry: dict, split: str) -> str:
+    """A strategy at the budget in one line: coefficients, network(s), accuracy."""
+    networks = entry.get("networks") or []
+    shown = " + ".join(f"{n['weight']:.2f} x (d {n['depth_mult']:.2f}, w {n['width_mult']:.2f}, "
+                       f"r {n['resolution']}px, flops x{n['flops_ratio']:.2f})"
+                       if len(networks) > 1 else
+                       f"d {n['depth_mult']:.2f}, w {n['width_mult']:.2f}, r {n['resolution']}px, "
+                       f"flops x{n['flops_ratio']:.2f}" for n in networks)
+    head = (f"alpha {entry['alpha']:.3f}, beta {entry['beta']:.3f}, gamma {entry['gamma']:.3f}"
+            if entry.get("kind") == "compound" else f"{entry.get('kind')} only")
+    return (f"{head} ({shown}; {entry['method']}): {split} {entry[f'{split}_accuracy']:.1%} "
+            f"± {entry['standard_error']:.1%}")

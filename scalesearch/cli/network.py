@@ -46,16 +46,24 @@ def flops(
     scale: ScaleFlags,
     base_resolution: int = typer.Option(224, help="Resolution of B0 that ratios refer to."),
     classes: int = typer.Option(1000, help="Number of classes of the classifier."),
+    fvcore: bool = typer.Option(
+        False, "--fvcore", help="Count with fvcore (seconds) and check it against the "
+        "analytic count, for this network and the base."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Count parameters, FLOPs (multiply-adds, fvcore) and activations of one network."""
+    """Count parameters, FLOPs (multiply-adds, fvcore's convention) and activations of one
+    network; analytic (exact, instant) unless --fvcore."""
     from scalesearch.net.scaling import check_classes
 
     spec = scale.spec(base_resolution)
     check_classes(classes)
-    from scalesearch.net.complexity import count_complexity
+    from scalesearch.net.complexity import CountMismatch, count_complexity
 
-    c = count_complexity(spec, classes, base_resolution)
+    try:
+        c = count_complexity(spec, classes, base_resolution, exact=fvcore)
+    except CountMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
     record = {
         "preset": scale.preset.lower() if scale.preset else None,
         "depth_mult": spec.depth_mult,

@@ -33,6 +33,8 @@ def run(
                                          "the baseline and the three corners."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Proxy epochs per training."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Trainings per candidate."),
+    confirm_seeds: Optional[int] = typer.Option(None, "--confirm-seeds", help="Fresh "
+                                                "trainings per network of the confirmation."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="qmc | tpe | grid."),
     grid_step: Optional[float] = typer.Option(None, "--grid-step", help="Share step of the "
                                               "grid sampler, e.g. 0.25."),
@@ -132,15 +134,14 @@ def _run(where, config, workers, workers_per_gpu, quiet: bool, create: bool) -> 
 
 
 def _print_summary(console, summary: dict, where) -> None:
+    from scalesearch.cli.console import strategy_line
+
     best = summary.get("best")
     if best:
-        console.print(f"best compound: alpha {best['alpha']:.3f}, beta {best['beta']:.3f}, "
-                      f"gamma {best['gamma']:.3f} (d {best['depth_mult']:.2f}, w "
-                      f"{best['width_mult']:.2f}, r {best['resolution']}px, flops "
-                      f"x{best['flops_ratio']:.2f}): val {best['val_accuracy']:.1%}")
+        console.print(f"best compound: {strategy_line(best, 'val')}")
     console.print(summary["verdict"]["text"])
     if where.storage is None or where.folder.exists():
-        console.print(f"results: {where.folder}/ (trials.csv, summary.json); "
+        console.print(f"results: {where.folder}/ (trials.csv, confirm.csv, summary.json); "
                       f"next: scalesearch plot {where.name}")
 
 
@@ -156,13 +157,12 @@ def show(
     from rich.console import Console
 
     from scalesearch.cli.console import trials_table
+    from scalesearch.runs.files import study_summary
     from scalesearch.runs.loading import load_study
-    from scalesearch.verdict.results import summarize, trial_rows
 
     study, where, settings = load_study(name, results_dir, storage)
     trials = study.get_trials(deepcopy=False)
-    summary = summarize(trial_rows(trials), settings.get("budget", float("nan")),
-                        settings.get("tolerance", 0.03))
+    summary, _ = study_summary(study, where)
     if as_json:
         print(json.dumps(summary, indent=2))
         return

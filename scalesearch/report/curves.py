@@ -19,33 +19,35 @@ from scalesearch.report.style import (
 )
 
 
-def scaling_table(frame: pd.DataFrame, accuracy: str) -> pd.DataFrame:
-    """Per (phi, kind) with a complete seed: flops, mean, std (ddof 1), n of `accuracy` and
-    whether the FLOPs were matched; sorted by kind then phi. The baseline (phi 0) is the
-    first point of every kind's curve."""
-    check_columns(frame, ("trial", "kind", "phi", "flops", "state", accuracy), "comparison")
-    done = frame[(frame["state"] == "complete") & frame[accuracy].notna()]
-    columns = ["kind", "phi", "flops", "flops_matched", "mean", "std", "n"]
-    if done.empty:
-        return pd.DataFrame(columns=columns)
-    groups = done.groupby("trial", sort=True)
-    table = groups.nth(0).set_index("trial")[["kind", "phi", "flops"]]
-    table["flops_matched"] = (groups.nth(0).set_index("trial")["flops_matched"]
-                              if "flops_matched" in done.columns else True)
-    table["mean"] = groups[accuracy].mean()
-    table["std"] = groups[accuracy].std(ddof=1)
-    table["n"] = groups[accuracy].count().astype(int)
-    return table.sort_values(["kind", "phi"]).reset_index(drop=True)[columns]
+def scaling_table(summary: dict) -> pd.DataFrame:
+    """compare.json's strategies at their budgets as rows: kind, phi, flops (at the budget),
+    mean (test accuracy there), std (its standard error) and matched (False: interpolated
+    between two networks); the baseline (phi 0) first. Sorted by kind then phi."""
+    columns = ["kind", "phi", "flops", "flops_matched", "mean", "std"]
+    base = summary.get("baseline")
+    rows = []
+    if base:
+        rows.append({"kind": "baseline", "phi": 0.0, "flops": base["flops"],
+                     "flops_matched": True, "mean": base["test_accuracy"],
+                     "std": base["standard_error"]})
+    base_flops = base["flops"] / base["flops_ratio"] if base else None
+    for entry in summary.get("table", []):
+        if entry["kind"] == "baseline" or entry["method"] not in ("matched", "interpolated"):
+            continue
+        interpolated = entry["method"] == "interpolated"
+        flops = entry["budget"] * base_flops if interpolated and base_flops else entry["flops"]
+        rows.append({"kind": entry["kind"], "phi": entry["phi"], "flops": flops,
+                     "flops_matched": not interpolated, "mean": entry["test_accuracy"],
+                     "std": entry["standard_error"]})
+    return pd.DataFrame(rows, columns=columns).sort_values(["kind", "phi"]).reset_index(drop=True)
 
 
-def plot_scaling(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
-    """Accuracy vs FLOPs (log) for compound, depth, width and resolution scaling: mean and
-    std error bars over seeds, each curve starting at the baseline; test accuracy when the
-    rows have it, else validation. Off-FLOPs single-dimension points are drawn hollow.
-    Saved as scaling.png and scaling.svg; returns [png, svg]."""
-    accuracy = ("test_accuracy" if "test_accuracy" in frame.columns
-                and frame["test_accuracy"].notna().any() else "val_accuracy")
-    table = scaling_table(frame, accuracy)
+def plot_scaling(table: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
+    """Test accuracy at the budget vs FLOPs (log) for compound, depth, width and resolution
+    scaling (`scaling_table`): each curve from the baseline, standard-error bars; points
+    interpolated between two networks are drawn hollow. Saved as scaling.png and scaling.svg;
+    returns [png, svg]."""  # long: one figure with its legend
+    check_columns(table, ("kind", "phi", "flops", "flops_matched", "mean", "std"), "comparison")
     if table.empty:
         raise BadInput("the comparison has no finished network; nothing to plot")
     scale, prefix = flops_unit(table["flops"].to_numpy(dtype=float))
@@ -87,8 +89,7 @@ def plot_scaling(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
         low, high = float(table["flops"].min() / scale), float(table["flops"].max() / scale)
         set_flops_axis(ax, *padded(low, high, 0.06, 1.15 if low == high else 1.01))
         ax.set_xlabel(f"FLOPs ({prefix} multiply-adds, fvcore; log scale)")
-        which = "Test" if accuracy == "test_accuracy" else "Validation"
-        ax.set_ylabel(f"{which} accuracy (%), mean ± std over seeds")
+        ax.set_ylabel("Test accuracy at the budget (%), ± standard error")
         tidy(ax)
         handles, labels = ax.get_legend_handles_labels()
         if (~table["flops_matched"].astype(bool)).any():
@@ -96,7 +97,7 @@ def plot_scaling(frame: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
 
             handles.append(Line2D([], [], marker="o", linestyle="none", color="0.4",
                                   markerfacecolor="white"))
-            labels.append("hollow: FLOPs not matched within tolerance")
+            labels.append("hollow: interpolated at the budget")
         fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False,
                    handletextpad=0.4, columnspacing=1.2)
     return save(fig, out_dir, "scaling", title)

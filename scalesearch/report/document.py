@@ -23,19 +23,20 @@ import pandas as pd
 Block = tuple
 
 CAPTIONS = {
-    "scaling": "Compound against single-dimension scaling at matched FLOPs: test accuracy, "
-               "mean and standard deviation over seeds; hollow markers could not be matched "
-               "to the compound FLOPs within the tolerance.",
-    "frontier": "Every candidate of the search: validation accuracy against FLOPs.",
-    "surface": "The search surface: validation accuracy over the shares of the budget spent "
-               "on depth, width and resolution, with the found optimum and the paper's "
-               "coefficients.",
+    "scaling": "Compound against single-dimension scaling at equal FLOPs: test accuracy at "
+               "each budget with its standard error (seeds and test images); hollow markers "
+               "are interpolated between the two networks that bracket the budget.",
+    "frontier": "Every network the search trained: validation accuracy against FLOPs; hollow "
+                "markers are candidates interpolated at the budget between two networks.",
+    "surface": "The search surface: validation accuracy at the budget over the shares of the "
+               "budget spent on depth, width and resolution, with the found optimum and the "
+               "paper's coefficients.",
     "history": "The search in trial order: validation accuracy and the best compound "
                "candidate so far.",
     "timeline": "When each trial ran.",
     "importances": "How much each searched parameter explains the validation accuracy "
-                   "(Optuna's PED-ANOVA; depth_share is the share of the budget on depth, "
-                   "width_fraction the part of the rest on width).",
+                   "(Optuna's PED-ANOVA; u says how much of the budget leaves depth, v how "
+                   "the rest splits between width and resolution).",
 }
 
 
@@ -58,10 +59,12 @@ def blocks(drawn) -> list[Block]:
     out: list[Block] = [("h", 1, f"Scaling report: {name}"),
                         ("p", f"Generated {time.strftime('%Y-%m-%d %H:%M')} by scalesearch "
                               f"report from {drawn.where.folder}. Accuracies are percentages; "
-                              "± is the standard deviation over seeds; FLOPs are fvcore "
+                              "± is the standard error at the budget (seed noise and the "
+                              "sampling error of the evaluation images); FLOPs are fvcore "
                               "multiply-adds of one image.")]
     out += _configuration(settings)
     out += _search(summary, drawn.frame, settings)
+    out += _confirmation(summary)
     out += _comparison(drawn)
     out += _figures(drawn)
     out += _environment(drawn.where.folder)
@@ -76,79 +79,99 @@ def _configuration(settings: dict) -> list[Block]:
             ("table", ["setting", "value"], rows)]
 
 
-def _search(summary: dict, frame: pd.DataFrame, settings: dict) -> list[Block]:
-    from scalesearch.verdict.results import candidates
+def _strategy_rows(at_budget: dict, split: str) -> list[list[str]]:
+    rows = []
+    for kind, e in at_budget.items():
+        if not e:
+            rows.append([kind, "", "", "not judged", ""])
+            continue
+        networks = "; ".join(f"d {n['depth_mult']:.3f}, w {n['width_mult']:.3f}, "
+                             f"{n['resolution']} px, {n['flops_ratio']:.2f}x (weight "
+                             f"{n['weight']:.2f})" for n in e["networks"])
+        coefficients = (f"{e['alpha']:.3f}, {e['beta']:.3f}, {e['gamma']:.3f}"
+                        if kind == "compound" else "")
+        rows.append([kind, coefficients, networks, e["method"],
+                     spread(e[f"{split}_accuracy"], e["standard_error"])])
+    return rows
 
+
+def _search(summary: dict, frame: pd.DataFrame, settings: dict) -> list[Block]:
     out: list[Block] = [("h", 2, "Found coefficients")]
     best = summary.get("best")
     if best:
         out.append(("p", f"Best compound candidate at {summary['budget']:g}x the base FLOPs: "
                          f"**alpha {best['alpha']:.3f}, beta {best['beta']:.3f}, gamma "
-                         f"{best['gamma']:.3f}** (depth x{best['depth_mult']:.3f}, width "
-                         f"x{best['width_mult']:.3f}, {best['resolution']} px, "
-                         f"{best['flops_ratio']:.2f}x FLOPs), validation accuracy "
-                         f"{spread(best['val_accuracy'], best['val_accuracy_std'])}% over "
-                         f"{best['n_seeds']} seed(s). The paper found 1.2, 1.1, 1.15 on "
-                         "ImageNet."))
+                         f"{best['gamma']:.3f}**, validation accuracy at the budget "
+                         f"{spread(best['val_accuracy'], best['standard_error'])}% "
+                         f"({best['method']}). The paper found 1.2, 1.1, 1.15 on ImageNet."))
     else:
         out.append(("p", "No compound candidate finished, so no coefficients were found."))
-    out.append(("p", f"Search verdict (validation split, the one the search selects on): "
-                     f"{summary['verdict']['text']}"))
-    table = candidates(frame).sort_values("trial")
-    rows = [[str(int(r["trial"])), r["kind"], f"{r['alpha']:.3f}", f"{r['beta']:.3f}",
-             f"{r['gamma']:.3f}", f"{r['depth_mult']:.3f}", f"{r['width_mult']:.3f}",
-             str(int(r["resolution"])), f"{r['flops_ratio']:.2f}",
-             "yes" if bool(r["flops_matched"]) else "no",
-             spread(r["val_accuracy_mean"], r["val_accuracy_std"]), str(int(r["n_seeds"]))]
-            for _, r in table.iterrows()]
-    out.append(("table", ["trial", "kind", "alpha", "beta", "gamma", "depth_mult",
-                          "width_mult", "resolution", "FLOPs x base", "matched", "val %",
+    out.append(("p", "Each strategy at the budget on the search's own runs (validation split, "
+                     "the numbers that chose; they do not judge):"))
+    out.append(("table", ["strategy", "alpha, beta, gamma", "network(s)", "judged",
+                          "val % ± s.e."], _strategy_rows(summary["at_budget"], "val")))
+    done = frame[frame["state"] == "complete"]
+    groups = done.groupby("trial", sort=True)
+    rows = [[str(int(t)), g["kind"].iloc[0], str(int(g["candidate"].iloc[0])),
+             g["bracket"].iloc[0], f"{g['alpha'].iloc[0]:.3f}", f"{g['beta'].iloc[0]:.3f}",
+             f"{g['gamma'].iloc[0]:.3f}", f"{g['depth_mult'].iloc[0]:.3f}",
+             f"{g['width_mult'].iloc[0]:.3f}", str(int(g["resolution"].iloc[0])),
+             f"{g['flops_ratio'].iloc[0]:.2f}",
+             spread(g["val_accuracy"].mean(), g["val_accuracy"].std(ddof=1)), str(len(g))]
+            for t, g in groups]
+    out.append(("p", "Every network the search trained (± here is the standard deviation over "
+                     "seeds):"))
+    out.append(("table", ["trial", "kind", "candidate", "bracket", "alpha", "beta", "gamma",
+                          "depth_mult", "width_mult", "resolution", "FLOPs x base", "val %",
                           "seeds"], rows))
     return out
 
 
+def _confirmation(summary: dict) -> list[Block]:
+    out: list[Block] = [("h", 2, "Verdict (confirmed on fresh seeds, test split)")]
+    confirmation = summary.get("confirmation")
+    if not confirmation:
+        return out + [("p", summary["verdict"]["text"])]
+    noise = confirmation["noise"]
+    out.append(("p", f"The search's best compound candidate and each single dimension at the "
+                     f"budget, trained again on {confirmation['seeds']} seed(s) each that no "
+                     f"search run used, judged on the test split ({noise['images']} images), "
+                     "which nothing was chosen on. The verdict compares compound with the "
+                     f"single dimension the search found best ({confirmation['opponent']})."))
+    out.append(("table", ["strategy", "alpha, beta, gamma", "network(s)", "judged",
+                          "test % ± s.e."], _strategy_rows(confirmation["at_budget"], "test")))
+    out.append(("p", f"**{summary['verdict']['text']}**"))
+    if noise["seed_std"] is not None:
+        out.append(("p", f"Seed noise: {pct(noise['seed_std'])} points of test accuracy per "
+                         f"run (pooled, {noise['degrees_of_freedom']} degrees of freedom); "
+                         "the standard errors add the sampling error of the test images, "
+                         "paired between networks judged on the same images."))
+    return out
+
+
 def _comparison(drawn) -> list[Block]:
-    out: list[Block] = [("h", 2, "Compound vs single-dimension scaling")]
+    out: list[Block] = [("h", 2, "Compound vs single-dimension scaling across budgets")]
     s = drawn.compare_summary
-    if not s or drawn.compare_frame is None or drawn.compare_frame.empty:
+    if not s or not s["table"]:
         return out + [("p", f"No comparison yet: run `scalesearch compare {drawn.where.name} "
                             "--phi 1,2`, then `scalesearch report` again.")]
-    from scalesearch.stages.compare import comparison_table
-
     c = s["coefficients"]
-    out.append(("p", "For each phi, the compound network (the direction of alpha "
-                     f"{c['alpha']:.3f}, beta {c['beta']:.3f}, gamma {c['gamma']:.3f}, scaled "
-                     "like the search's candidates to (alpha * beta^2 * gamma^2)^phi times "
-                     "the base's measured FLOPs) and three networks that scale one dimension "
-                     "only, each solved so that its measured FLOPs match the compound "
-                     "network's within the tolerance "
-                     f"({drawn.settings.get('tolerance', 0.03):.0%}), plus the baseline; "
-                     f"{s['seeds']} seed(s) each. **Accuracies here are on the test split**, "
-                     "which neither the search nor the choice of alpha, beta and gamma ever "
-                     "saw (they selected on the validation split)."))
-    table = comparison_table(drawn.compare_frame)
-    rows = [[f"{r['phi']:g}", r["kind"], f"{r['depth_mult']:.3f}", f"{r['width_mult']:.3f}",
-             str(int(r["resolution"])), f"{int(r['params']):,}", f"{r['flops'] / 1e6:.2f}",
-             f"{r['flops_ratio']:.2f}", "yes" if bool(r["flops_matched"]) else "**no**",
-             spread(r["test_mean"], r["test_std"]), pct(r["val_mean"]), str(int(r["n_seeds"]))]
-            for _, r in table.iterrows()]
-    out.append(("table", ["phi", "kind", "depth_mult", "width_mult", "resolution", "params",
-                          "MFLOPs", "FLOPs x base", "matched", "test %", "val %", "seeds"],
-                rows))
-    noise = s["noise"]
-    if noise["test_seed_std"] is not None:
-        out.append(("p", f"Seed noise (pooled standard deviation of test accuracy over every "
-                         f"network with more than one seed): {pct(noise['test_seed_std'])} "
-                         f"points ({noise['degrees_of_freedom']} degrees of freedom). A "
-                         "difference counts as real when it exceeds twice its standard "
-                         "error."))
+    out.append(("p", "For each phi, the budget is (alpha * beta^2 * gamma^2)^phi times the "
+                     f"base's FLOPs (alpha {c['alpha']:.3f}, beta {c['beta']:.3f}, gamma "
+                     f"{c['gamma']:.3f}). Compound (their direction) and each single "
+                     "dimension are brought to it: one network within the tolerance "
+                     f"({drawn.settings.get('tolerance', 0.03):.0%}), or two that bracket it, "
+                     f"interpolated in log FLOPs; {s['seeds']} seed(s) per network. "
+                     "**Accuracies here are on the test split**, which neither the search "
+                     "nor the choice of alpha, beta and gamma ever saw."))
+    rows = []
+    for phi, strategies in s["at_budget"].items():
+        for row in _strategy_rows(strategies, "test"):
+            rows.append([phi, *row])
+    out.append(("table", ["phi", "strategy", "alpha, beta, gamma", "network(s)", "judged",
+                          "test % ± s.e."], rows))
     out.append(("h", 3, "Verdict per budget"))
     out.append(("list", [v["text"] for v in s["verdicts"]] or ["No finished phi yet."]))
-    if s.get("off_budget"):
-        out.append(("p", f"{s['off_budget']} single-dimension network(s) could not be brought "
-                         "within the tolerance of the compound network's FLOPs (ceil of depth "
-                         "and whole pixels move FLOPs in steps); they are marked **no** above "
-                         "and hollow in the scaling figure."))
     return out
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from scalesearch.errors import BadInput
+from scalesearch.search.space import PARAMS
 
 MIN_IMPORTANCE_TRIALS = 4  # importances from fewer points say nothing
 
@@ -47,34 +48,37 @@ def proxy_text(settings: dict) -> str:
 
 def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Drawn:
     """Read study `name` (default: the latest) and draw every figure its data supports."""
-    from scalesearch.report.curves import plot_scaling
+    from scalesearch.report.curves import plot_scaling, scaling_table
     from scalesearch.report.frontier import plot_frontier
     from scalesearch.report.history import plot_history, plot_importances, plot_timeline
     from scalesearch.report.surface import plot_surface
+    from scalesearch.runs.files import study_summary
     from scalesearch.runs.loading import load_study
     from scalesearch.stages import compare as cmp
-    from scalesearch.verdict.results import summarize, trial_rows
+    from scalesearch.stages import stage
 
     study, where, settings = load_study(name, results_dir, storage)
     trials = study.get_trials(deepcopy=False)
-    frame = trial_rows(trials)
+    summary, rows = study_summary(study, where)
+    frame = rows["trials.csv"]
     if not (frame["state"] == "complete").any():
         raise BadInput(f"study {where.name!r} has no finished trials yet; run it first "
                        f"(scalesearch run --name {where.name}).")
     budget = settings.get("budget")
-    summary = summarize(frame, budget or float("nan"))
-    compare_study = cmp.load_existing(where.name, study._storage)
+    compare_study = stage.load_existing(where.name, cmp.STAGE, study._storage)
     compare_frame = compare_summary = None
-    if compare_study is not None and compare_study.user_attrs.get("coefficients"):
+    if compare_study is not None:
         compare_summary = cmp.export(compare_study, where.folder)
-        compare_frame = cmp.compare_rows(compare_study.get_trials(deepcopy=False))
+        compare_frame = stage.stage_rows(compare_study)
     drawn = Drawn(where, settings, frame, summary, compare_frame, compare_summary)
     out = where.folder / "plots"
     seeds = settings.get("seeds")
     search = (f"{proxy_text(settings)}; search at {budget:g}x, {seeds} seed(s) per candidate "
               f"(baseline {max(2, seeds or 1)})")
+    points = strategy_points(frame)
     best = summary["best"]
     found = (best["alpha"], best["beta"], best["gamma"]) if best else None
+    star = next((p for p in points if best and p["candidate"] == best["candidate"]), None)
 
     def attempt(key: str, draw) -> None:
         try:
@@ -83,26 +87,51 @@ def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Draw
             drawn.skipped[key] = str(err)
 
     attempt("frontier", lambda: plot_frontier(
-        frame, out, f"Accuracy vs FLOPs: {search}", budget=budget,
-        best_trial=best["trial"] if best else None))
+        frame, out, f"Accuracy vs FLOPs: {search}", budget=budget, best=star,
+        interpolated=[p for p in points if p["method"] == "interpolated"]))
     attempt("surface", lambda: plot_surface(
-        frame, out, f"Search surface at {budget:g}x (validation accuracy): {search}", found))
+        pd.DataFrame(points), out, f"Search surface at {budget:g}x (validation accuracy at "
+        f"the budget): {search}", found))
     attempt("history", lambda: plot_history(frame, out, f"Search history: {search}"))
     attempt("timeline", lambda: plot_timeline(
         _spans(trials), out, f"Search timeline: {search}"))
     attempt("importances", lambda: plot_importances(
         _importances(study), out, f"Parameter importances (Optuna PED-ANOVA): {search}"))
-    if compare_frame is None or compare_frame.empty:
+    if not compare_summary or not compare_summary["table"]:
         drawn.skipped["scaling"] = (f"no comparison yet; run scalesearch compare {where.name} "
                                     "--phi 1,2")
     else:
         c = compare_summary["coefficients"]
         k = compare_summary["seeds"]
         title = (f"Compound (α={c['alpha']:.3g}, β={c['beta']:.3g}, γ={c['gamma']:.3g}) vs "
-                 f"single-dimension scaling at matched FLOPs, test accuracy: "
+                 f"single-dimension scaling at equal FLOPs, test accuracy: "
                  f"{proxy_text(settings)}, {k} seed(s) per network")
-        attempt("scaling", lambda: plot_scaling(compare_frame, out, title))
+        attempt("scaling", lambda: plot_scaling(scaling_table(compare_summary), out, title))
     return drawn
+
+
+def strategy_points(frame: pd.DataFrame) -> list[dict]:
+    """Every candidate judged at its budget, as a point of the figures: kind, shares, FLOPs at
+    the budget, validation accuracy there, and for interpolated ones the two networks."""
+    from scalesearch.verdict.results import judge
+
+    judged, _, trained = judge(frame, "val")
+    base = frame[frame["kind"] == "baseline"]
+    base_flops = float(base["flops"].iloc[0] / base["flops_ratio"].iloc[0]) if len(base) else None
+    points = []
+    for j in judged:
+        s, e = j.strategy, j.estimate
+        ends = [(float(r["flops"]), float(trained[r["network"]].mean())) for r in s.rows]
+        flops = (s.budget * base_flops if s.method == "interpolated" and base_flops
+                 else ends[0][0])
+        near = s.nearest
+        points.append({"candidate": s.candidate, "kind": s.kind, "method": s.method,
+                       "flops": flops, "val_accuracy_mean": e.value,
+                       "standard_error": e.standard_error, "ends": ends,
+                       **{k: near[k] for k in ("alpha", "beta", "gamma", "depth_share",
+                                               "width_share", "resolution_share")},
+                       "trial": s.candidate})
+    return points
 
 
 def _spans(trials) -> pd.DataFrame:
@@ -117,11 +146,14 @@ def _spans(trials) -> pd.DataFrame:
 
 
 def _importances(study) -> dict[str, float]:
+    """Optuna's PED-ANOVA importances of u and v over the finished compound candidates. What
+    the study lacks for them is said (BadInput); an error of the computation itself is not
+    hidden."""
     import optuna
     from optuna.trial import TrialState
 
     usable = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if {"depth_share", "width_fraction"} <= set(t.params)]
+              if set(PARAMS) <= set(t.params) and t.user_attrs.get("bracket") != "upper"]
     if len(usable) < MIN_IMPORTANCE_TRIALS:
         raise BadInput(f"parameter importances need {MIN_IMPORTANCE_TRIALS} finished "
                        f"candidates with parameters, the study has {len(usable)}")
@@ -129,12 +161,11 @@ def _importances(study) -> dict[str, float]:
     if max(values) - min(values) <= 0:
         raise BadInput("every candidate has the same accuracy; importances are undefined")
     # PED-ANOVA needs no scikit-learn (Optuna's fANOVA does, and it is not a dependency).
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "some regimes have less than 2 trials": small studies
-            found = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
-                params=["depth_share", "width_fraction"])
-    except (ValueError, RuntimeError, ImportError, ZeroDivisionError) as err:
-        raise BadInput(f"Optuna could not compute importances ({err})") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "some regimes have less than 2 trials": small studies
+        candidates = optuna.create_study(direction="maximize")  # one trial per candidate
+        candidates.add_trials(usable)
+        found = optuna.importance.get_param_importances(
+            candidates, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+            params=list(PARAMS))
     return {k: float(v) for k, v in found.items() if math.isfinite(v)}

@@ -201,16 +201,21 @@ def plot_frontier(
     title: str,
     budget: float | None = None,
     best_trial: int | None = None,
+    best: dict | None = None,
+    interpolated: list[dict] = (),
 ) -> list[Path]:
     """Accuracy-vs-FLOPs frontier of one study, saved as frontier.png and frontier.svg.
 
     `frame` is the per-model results frame; trials without a complete seed are left out.
     `budget` (a FLOP multiple of the baseline, 2 for "2x") draws a dotted vertical line.
-    `best_trial` is the trial to star; by default the compound trial with the highest mean
-    accuracy (no star without one). When the scaled candidates clump near the budget, as
-    FLOP matching makes them, a second panel zooms on them. `out_dir` is created if missing.
-    Returns [png_path, svg_path].
-    """
+    `best` (kind, flops, val_accuracy_mean, alpha, beta, gamma, trial) is the point to star,
+    else `best_trial`, else the compound trial with the highest mean accuracy (no star
+    without one). `interpolated`: candidates judged at the budget between two networks
+    (kind, flops, val_accuracy_mean, ends: the two networks' (flops, accuracy)), drawn hollow
+    at the budget and joined to their networks. When the scaled candidates clump near the
+    budget, as FLOP matching makes them, a second panel zooms on them. `out_dir` is created
+    if missing. Returns [png_path, svg_path].
+    """  # long: one figure, two panels, a legend and a label placed last; split into helpers
     check_columns(frame, _REQUIRED, "results frame")
     unknown = sorted(map(str, set(frame["kind"]) - set(KIND_COLORS)))
     if unknown:
@@ -232,7 +237,7 @@ def plot_frontier(
         span = (min(span[0], budget_x), max(span[1], budget_x))
     overview = padded(*span, 0.06, 1.15 if span[0] == span[1] else 1.01)
     zoom = _zoom_limits(table, x, budget_x, span)
-    best = _best_row(table, best_trial)
+    best = pd.Series(best) if best is not None else _best_row(table, best_trial)
 
     import matplotlib
 
@@ -250,6 +255,7 @@ def plot_frontier(
             for ax, limits in zip(axes, [overview, zoom]):
                 set_flops_axis(ax, *limits)
                 _draw_frontier(ax, table, seeds, scale, best)
+                _draw_interpolated(ax, interpolated, scale)
                 _draw_budget(ax, budget, budget_x, limits)
                 ax.set_xlabel(f"FLOPs ({prefix} multiply-adds, fvcore; log scale)")
                 ax.grid(True, which="major", color="0.9", linewidth=0.6)
@@ -268,11 +274,10 @@ def plot_frontier(
                 handles.insert(0, Line2D([], [], marker="o", linestyle="none", color="0.45",
                                          alpha=0.5, markersize=3.5, markeredgewidth=0))
                 labels.insert(0, "individual seeds")
-            if "flops_matched" in table and (~table["flops_matched"].fillna(True)
-                                             .astype(bool)).any():
-                handles.append(Line2D([], [], marker="o", linestyle="none", color="0.3",
+            if interpolated:
+                handles.append(Line2D([], [], marker="o", linestyle=":", color="0.3",
                                       markerfacecolor="white", markersize=5))
-                labels.append("hollow: off budget (rounding)")
+                labels.append("hollow: interpolated at the budget")
             fig.legend(handles, labels, loc="outside lower center", ncol=4 if zoom else 3,
                        frameon=False, handletextpad=0.4, columnspacing=1.4)
             if best is not None:  # last: placing it needs the final layout. In the overview,
@@ -310,23 +315,26 @@ def _draw_frontier(ax, table: pd.DataFrame, seeds: pd.DataFrame, scale: float, b
         if spread.any():
             ax.errorbar(x[spread], y[spread], yerr=rows.loc[spread, "val_accuracy_std"] * 100,
                         fmt="none", ecolor=color, elinewidth=0.9, capsize=2.5, zorder=4)
-        # Hollow: FLOPs could not be brought within the tolerance of the budget.
-        off = (~rows["flops_matched"].fillna(True).astype(bool) if "flops_matched" in rows
-               else pd.Series(False, index=rows.index))
-        if (~off).any():
-            ax.scatter(x[~off], y[~off], s=36 if kind == "compound" else 30,
-                       marker=KIND_MARKERS[kind], c=color, edgecolors="white", linewidths=0.5,
-                       zorder=5, label=KIND_LABELS[kind])
-        if off.any():
-            ax.scatter(x[off], y[off], s=36 if kind == "compound" else 30,
-                       marker=KIND_MARKERS[kind], c="white", edgecolors=color, linewidths=1.2,
-                       zorder=5, label=None if (~off).any() else KIND_LABELS[kind])
+        ax.scatter(x, y, s=36 if kind == "compound" else 30, marker=KIND_MARKERS[kind], c=color,
+                   edgecolors="white", linewidths=0.5, zorder=5, label=KIND_LABELS[kind])
 
     if best is not None:
         name = "compound" if best["kind"] == "compound" else KIND_LABELS[best["kind"]]
         ax.scatter([best["flops"] / scale], [best["val_accuracy_mean"] * 100], s=230, marker="*",
                    c=KIND_COLORS[best["kind"]], edgecolors="black", linewidths=0.8, zorder=6,
-                   label=f"best {name} (trial {int(best['trial'])})")
+                   label=f"best {name} (candidate {int(best['trial'])})")
+
+
+def _draw_interpolated(ax, points: list[dict], scale: float) -> None:
+    """Each interpolated candidate: a hollow marker at the budget on a dotted line between
+    its two networks."""
+    for point in points:
+        color, marker = KIND_COLORS[point["kind"]], KIND_MARKERS[point["kind"]]
+        (x0, y0), (x1, y1) = point["ends"]
+        ax.plot([x0 / scale, x1 / scale], [y0 * 100, y1 * 100], color=color, linestyle=":",
+                linewidth=0.9, zorder=3)
+        ax.scatter([point["flops"] / scale], [point["val_accuracy_mean"] * 100], s=34,
+                   marker=marker, c="white", edgecolors=color, linewidths=1.2, zorder=5)
 
 
 def _draw_budget(ax, budget: float | None, budget_x: float | None, limits) -> None:

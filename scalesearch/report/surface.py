@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from scalesearch.errors import BadInput
-from scalesearch.report.frontier import aggregate
 from scalesearch.report.style import (
     KIND_COLORS,
     KIND_LABELS,
@@ -35,15 +34,17 @@ def shares_of(alpha: float, beta: float, gamma: float) -> tuple[float, float, fl
     return tuple(v / total for v in logs)
 
 
-def plot_surface(frame: pd.DataFrame, out_dir: Path, title: str,
+def plot_surface(table: pd.DataFrame, out_dir: Path, title: str,
                  found: tuple[float, float, float] | None = None,
                  paper: tuple[float, float, float] = PAPER_COEFFICIENTS) -> list[Path]:
-    """Mean validation accuracy over the constraint surface, drawn as the triangle of shares
-    of log(budget) spent on depth, width and resolution; the measured candidates (corners and
-    compound) with their accuracy, a linear interpolation between them, the found optimum
-    (`found` alpha, beta, gamma) starred and the paper's coefficients marked.
-    Saved as surface.png and surface.svg; returns [png, svg]."""
-    table = aggregate(frame)
+    """Validation accuracy at the budget over the constraint surface, drawn as the triangle of
+    shares of log(budget) spent on depth, width and resolution: the candidates (corners and
+    compound; `table` has one row per candidate with kind, the three shares and
+    val_accuracy_mean) with their accuracy, a linear interpolation between them, the found
+    optimum (`found` alpha, beta, gamma) starred and the paper's coefficients marked.
+    Saved as surface.png and surface.svg; returns [png, svg]."""  # long: one figure
+    if table.empty or "kind" not in table:
+        raise BadInput("no candidate on the surface has a complete seed; nothing to plot")
     table = table[table["kind"] != "baseline"].dropna(
         subset=["depth_share", "width_share", "resolution_share"])
     if table.empty:

@@ -33,7 +33,7 @@ class Comparison:
 def coefficients_of(study, where: Where, alpha, beta, gamma) -> tuple[float, float, float]:
     """--alpha/--beta/--gamma, or the study's best compound candidate."""
     from scalesearch.stages.compare import check_coefficients
-    from scalesearch.verdict.results import summarize, trial_rows
+    from scalesearch.verdict.results import search_summary, trial_rows
 
     given = [v for v in (alpha, beta, gamma) if v is not None]
     if given:
@@ -46,19 +46,40 @@ def coefficients_of(study, where: Where, alpha, beta, gamma) -> tuple[float, flo
         raise BadInput(f"study {where.name!r} has no finished trials yet; run it first "
                        f"(scalesearch run --name {where.name}) or give --alpha, --beta and "
                        "--gamma.")
-    best = summarize(frame, float("nan"))["best"]
+    best = search_summary(frame, study.user_attrs["settings"].get("budget"))["best"]
     if best is None:
         raise BadInput(f"study {where.name!r} has no finished compound candidate to take "
                        "alpha, beta and gamma from; give --alpha, --beta and --gamma.")
     return best["alpha"], best["beta"], best["gamma"]
 
 
+def _opponent(study) -> str | None:
+    """The single dimension the search found best at its budget (on validation runs)."""
+    from scalesearch.verdict.results import search_summary, trial_rows
+
+    summary = search_summary(trial_rows(study.get_trials(deepcopy=False)), None)
+    singles = {k: v for k, v in summary["at_budget"].items() if k != "compound" and v}
+    return max(singles, key=lambda k: singles[k]["val_accuracy"]) if singles else None
+
+
+def _counter(study, config):
+    """The base network and its FLOPs counter, without loading the data when the search
+    recorded the data set's class count and base resolution."""
+    from scalesearch.search.objective import BaseCounter
+
+    known = study.user_attrs.get("classes")
+    if known:
+        return BaseCounter(config, *known)
+    return BaseCounter.for_data(config, load_data(config))
+
+
 def prepare(name: str | None, results_dir: Path, storage: str | None, phi: str,
-            seeds: int | None, alpha, beta, gamma) -> Comparison:
+            seeds: int | None, alpha, beta, gamma, device: str | None = None) -> Comparison:
     """Check the flags, open the study and plan its comparison (nothing is trained yet)."""
     import optuna
 
     from scalesearch.stages import compare as cmp
+    from scalesearch.stages import stage
 
     phis = cmp.parse_phis(phi)
     if seeds is not None and seeds < 1:
@@ -67,12 +88,16 @@ def prepare(name: str | None, results_dir: Path, storage: str | None, phi: str,
     if not settings:
         raise BadInput(f"study {where.name!r} was not made by scalesearch run.")
     coefficients = coefficients_of(study, where, alpha, beta, gamma)
-    existing = cmp.load_existing(where.name, study._storage)
+    existing = stage.load_existing(where.name, cmp.STAGE, study._storage)
     if seeds is None:
         seeds = (existing.user_attrs["seeds"] if existing is not None
                  else max(2, int(settings.get("seeds", 1))))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    cstudy = cmp.create_or_load(where.name, study._storage, settings, coefficients, seeds, phis)
+    config = stored_config(where, device)
+    identity = {"coefficients": list(coefficients), "seeds": seeds}
+    meta = {**identity, "opponent": _opponent(study), "identity": identity}
+    points = cmp.plan_points(coefficients, phis, _counter(study, config), config.tolerance)
+    cstudy = stage.create_or_load(where.name, cmp.STAGE, study._storage, meta, points)
     return Comparison(where, study, cstudy, coefficients, phis, seeds)
 
 
@@ -80,17 +105,18 @@ def run_comparison(comparison: Comparison, device: str | None, reporter: Reporte
     """Train every network of the comparison that is not finished; returns compare.json's
     content. Ctrl-C or SIGTERM: finished networks are kept, `Interrupted` is raised."""
     from scalesearch.stages import compare as cmp
+    from scalesearch.stages import stage
 
     config = stored_config(comparison.where, device)
     cstudy, folder = comparison.compare_study, comparison.where.folder
-
     exporting = Exporting(reporter, lambda: cmp.export(cstudy, folder))
     try:
         with sigterm_as_interrupt():
-            if cmp.pending(cstudy):
+            if stage.pending(cstudy):
                 data = load_data(config)
-                cmp.run_compare(cstudy, config, data, comparison.coefficients, comparison.seeds,
-                                exporting)
+                objective = stage.StageObjective(config, data, cmp.STAGE, comparison.seeds,
+                                                 exporting)
+                stage.run_stage(cstudy, objective, exporting)
     except KeyboardInterrupt:
         cmp.export(cstudy, folder)
         raise Interrupted() from None

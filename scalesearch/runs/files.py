@@ -71,14 +71,33 @@ def write_run_files(where: Where, config: StudyConfig) -> None:
         json.dumps(environment(config), indent=2) + "\n", encoding="utf-8")
 
 
-def export(study, where: Where, budget: float) -> dict:
-    """Rewrite trials.csv and summary.json from storage; returns the summary."""
-    from scalesearch.verdict.results import summarize, trial_rows, write_outputs
+def study_summary(study, where: Where) -> tuple[dict, dict]:
+    """summary.json of the study at `where` (the search, and the confirmation's verdict once
+    it has run) and the rows of each file, {file name: rows}."""
+    from scalesearch.stages import confirm, stage
+    from scalesearch.verdict.results import search_summary, trial_rows
 
     frame = trial_rows(study.get_trials(deepcopy=False))
-    tolerance = study.user_attrs.get("settings", {}).get("tolerance", 0.03)
-    summary = summarize(frame, budget, tolerance)
+    summary = search_summary(frame, study.user_attrs.get("settings", {}).get("budget"))
     summary["study"] = where.name
     summary["storage"] = where.storage or str(where.folder / "study.journal")
-    write_outputs(where.folder, frame, summary)
+    rows = {"trials.csv": frame}
+    confirmation = stage.load_existing(where.name, confirm.STAGE, study._storage)
+    if confirmation is not None:
+        rows[confirm.CSV] = stage.stage_rows(confirmation)
+        summary["confirmation"] = confirm.summarize(rows[confirm.CSV], confirmation.user_attrs)
+        summary["verdict"] = summary["confirmation"]["verdict"]
+    return summary, rows
+
+
+def export(study, where: Where) -> dict:
+    """Rewrite trials.csv, confirm.csv (once confirmed) and summary.json from storage; returns
+    the summary."""
+    from scalesearch.store.files import write_texts
+    from scalesearch.verdict.results import csv_text
+
+    summary, rows = study_summary(study, where)
+    texts = {name: csv_text(frame) for name, frame in rows.items()}
+    texts["summary.json"] = json.dumps(summary, indent=2) + "\n"
+    write_texts(where.folder, texts)
     return summary

@@ -88,7 +88,7 @@ def run_processes(study, where, config, count: int, slots: list[str | None],
                     seen.add(t.number)
                     monitor.trial_finished(t)
             monitor.tick(done_count(trials), lanes(trials, processes, index_of))
-            export(study, where, config.budget)
+            export(study, where)
     except BaseException:  # Ctrl-C, SIGTERM or a failure here: no worker is left behind
         for p, _ in processes:
             if p.poll() is None:

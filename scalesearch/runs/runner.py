@@ -127,14 +127,14 @@ def run_study(where: Where, config: StudyConfig, workers: int | None, workers_pe
             else:
                 _run_here(study, where, config, reporter)
     except KeyboardInterrupt:
-        export(study, where, config.budget)
+        export(study, where)
         raise Interrupted() from None
     except Exception as err:
         reason = storage_failure(err)
         if reason is None:
             raise
         raise StorageLost(reason) from None  # what finished is in the database already
-    return export(study, where, config.budget)
+    return export(study, where)
 
 
 class Exporting(Reporter):
@@ -161,8 +161,35 @@ class Exporting(Reporter):
 
 
 def _run_here(study, where: Where, config: StudyConfig, reporter: Reporter) -> None:
-    from scalesearch.search.worker import run_worker
+    """The search, then its confirmation, in this process."""
+    from scalesearch.search.worker import run_worker, search_complete
 
     data = load_data(config)
-    run_worker(study, config, data,
-               Exporting(reporter, lambda: export(study, where, config.budget)))
+    exporting = Exporting(reporter, lambda: export(study, where))
+    run_worker(study, config, data, exporting)
+    if search_complete(study):
+        confirm_search(study, where, config, data, exporting)
+
+
+def confirm_search(study, where: Where, config: StudyConfig, data, reporter: Reporter) -> None:
+    """Plan the confirmation of a complete search (once, whoever comes first) and train what
+    it still lacks."""
+    from scalesearch.stages import confirm, stage
+    from scalesearch.verdict.results import trial_rows
+
+    confirmation = stage.load_existing(where.name, confirm.STAGE, study._storage)
+    if confirmation is None:
+        planned = confirm.plan(trial_rows(study.get_trials(deepcopy=False)),
+                               config.confirm_seeds)
+        if planned is None:
+            reporter.message("nothing to confirm: the search has no compound candidate or no "
+                             "single dimension at the budget")
+            return
+        confirmation = stage.create_or_load(where.name, confirm.STAGE, study._storage, *planned)
+    if stage.pending(confirmation):
+        reporter.message(f"confirmation: {stage.pending(confirmation)} network(s) on "
+                         f"{confirmation.user_attrs['seeds']} fresh seeds each, judged on the "
+                         "test split")
+    objective = stage.StageObjective(config, data, confirm.STAGE,
+                                     confirmation.user_attrs["seeds"], reporter)
+    stage.run_stage(confirmation, objective, reporter)

@@ -52,6 +52,7 @@ class StudyConfig:
     optimizer: str = "sgd"  # sgd (Nesterov, cosine) | rmsprop (the paper's)
     lr: float | None = None  # None: the trainer's default for the optimizer and batch size
     seeds: int = 1  # trainings per candidate (the baseline always gets at least 2)
+    confirm_seeds: int = 2  # fresh trainings per network of the confirmation (at least 2)
     sampler: str = "qmc"  # qmc | tpe | grid
     grid_step: float = 0.25  # share step of the grid sampler
     trials: int = 4  # searched candidates beyond the baseline and the three corners
@@ -70,7 +71,8 @@ class StudyConfig:
 
 IDENTITY = (
     "dataset", "base_resolution", "base_depth", "base_width", "budget", "tolerance", "match",
-    "epochs", "batch_size", "optimizer", "lr", "seeds", "max_params", "max_activations",
+    "epochs", "batch_size", "optimizer", "lr", "seeds", "confirm_seeds", "max_params",
+    "max_activations",
     "train_images", "val_images", "seed",
 )
 FIELDS = {f.name: f for f in fields(StudyConfig)}
@@ -125,6 +127,7 @@ def check(config: StudyConfig) -> StudyConfig:
     _choice("optimizer", c.optimizer, OPTIMIZERS)
     c.lr = _positive("lr", c.lr, optional=True)
     _whole("seeds", c.seeds, 1)
+    _whole("confirm_seeds", c.confirm_seeds, 1)
     _choice("sampler", c.sampler, SAMPLERS)
     c.grid_step = _positive("grid_step", c.grid_step)
     _whole("trials", c.trials, 0)

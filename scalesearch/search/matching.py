@@ -7,12 +7,20 @@ maps) moves real FLOPs far from the nominal alpha * beta^2 * gamma^2: the paper'
     depth_mult = base_depth * alpha^t,  width_mult = base_width * beta^t,
     resolution = round(gamma^t * base_resolution)
 
-and t is solved so that the measured FLOPs ratio lands as close to the budget as the rounding
-allows. Measured FLOPs never decrease as t grows, so a bisection finds the two neighbouring
-networks around the budget and the closer one wins. When the budget sits in a gap between them
-(ceil of depth adds a block to every stage at once; one more pixel on a tiny map adds a row to
-every downsampled map), the width of each neighbour is solved on its own. If even that is off
-by more than the tolerance, the match is flagged."""
+and t is solved so that the measured FLOPs ratio lands on the budget. Measured FLOPs never
+decrease as t grows, so a bisection finds the two neighbouring networks around the budget.
+
+- One of them within the tolerance: the candidate is that network (`method` "matched").
+- Neither (ceil of depth adds a block to every stage at once; one more pixel on a tiny map adds
+  a row to every downsampled map): for compound directions the width of each neighbour is
+  solved on its own (width moves in the smallest steps, 8 channels), which often lands within
+  the tolerance. Otherwise the candidate is the *pair* of neighbours that bracket the budget,
+  and its accuracy at the budget is interpolated between them, linearly in log FLOPs
+  (`method` "interpolated", `weights`). A network off the budget is never judged as if it
+  were on it.
+- A budget that cannot be bracketed at all (beyond the largest network the direction reaches)
+  leaves the nearest network, flagged "off budget".
+"""
 
 from __future__ import annotations
 
@@ -26,31 +34,67 @@ from scalesearch.search.space import Direction
 FlopsRatio = Callable[[NetworkSpec], float]  # measured FLOPs of a spec over the base's
 T_STEP = 1e-3  # bisection stops when the bracket on t is this narrow
 T_MAX = 16.0
+MATCHED, INTERPOLATED, OFF_BUDGET = "matched", "interpolated", "off budget"
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network along a direction."""
+
+    phi: float  # the effective exponent t it was scaled by
+    spec: NetworkSpec
+    flops_ratio: float  # measured, over the base network
 
 
 @dataclass(frozen=True)
 class Match:
-    """A candidate scaled to the budget."""
+    """A candidate scaled to the budget: one network on it, or two that bracket it."""
 
     alpha: float  # nominal coefficients: alpha * beta^2 * gamma^2 = budget
     beta: float
     gamma: float
-    phi: float  # the effective exponent t
-    spec: NetworkSpec
-    flops_ratio: float  # measured
-    within_tolerance: bool
+    budget: float
+    networks: tuple[Network, ...]  # one, or (below, above) the budget
+    tolerance: float
 
     @property
-    def depth_mult(self) -> float:
-        return self.spec.depth_mult
+    def method(self) -> str:
+        if len(self.networks) == 2:
+            return INTERPOLATED
+        return MATCHED if _within(self.networks[0].flops_ratio, self.budget,
+                                  self.tolerance) else OFF_BUDGET
 
     @property
-    def width_mult(self) -> float:
-        return self.spec.width_mult
+    def weights(self) -> tuple[float, ...]:
+        """Weights of `networks` that give the accuracy at the budget (log-FLOPs linear)."""
+        if len(self.networks) == 1:
+            return (1.0,)
+        low, high = (math.log(n.flops_ratio) for n in self.networks)
+        upper = (math.log(self.budget) - low) / (high - low)
+        return (1.0 - upper, upper)
 
     @property
-    def resolution(self) -> int:
-        return self.spec.resolution
+    def nearest(self) -> Network:
+        """The network closest to the budget in log FLOPs."""
+        return min(self.networks, key=lambda n: _miss(n.flops_ratio, self.budget))
+
+    @property
+    def within_tolerance(self) -> bool:
+        """Whether the candidate can be judged at the budget (matched or interpolated)."""
+        return self.method != OFF_BUDGET
+
+    # The nearest network's fields, for callers that need one network.
+    @property
+    def spec(self) -> NetworkSpec:
+        return self.nearest.spec
+
+    @property
+    def phi(self) -> float:
+        return self.nearest.phi
+
+    @property
+    def flops_ratio(self) -> float:
+        return self.nearest.flops_ratio
 
 
 def scaled_spec(
@@ -76,65 +120,69 @@ def match_budget(
     tolerance: float = 0.03,
 ) -> Match:
     """The network along `direction` from `base` whose measured FLOPs ratio (to `base`) is
-    closest to `budget`; flagged when even that one is off by more than `tolerance`."""
+    within `tolerance` of `budget`, or the two that bracket it (see the module docstring)."""
     alpha, beta, gamma = direction.coefficients(budget)
 
-    def at(t: float) -> tuple[NetworkSpec, float]:
+    def at(t: float) -> Network:
         spec = scaled_spec(alpha, beta, gamma, t, base)
-        return spec, flops_ratio(spec)
+        return Network(t, spec, flops_ratio(spec))
 
-    lo, hi = 0.0, 1.0
-    hi_spec, hi_ratio = at(hi)
-    while hi_ratio < budget and hi < T_MAX:  # widen until the bracket holds the budget
-        lo, hi = hi, hi * 2
-        hi_spec, hi_ratio = at(hi)
-    lo_spec, lo_ratio = at(lo)
-    while hi - lo > T_STEP and hi_ratio >= budget:
-        mid = (lo + hi) / 2
-        mid_spec, mid_ratio = at(mid)
-        if mid_ratio < budget:
-            lo, lo_spec, lo_ratio = mid, mid_spec, mid_ratio
+    def done(networks) -> Match:
+        return Match(alpha, beta, gamma, budget, tuple(networks), tolerance)
+
+    low, high = at(0.0), at(1.0)
+    while high.flops_ratio < budget and high.phi < T_MAX:  # widen until the bracket holds it
+        low, high = high, at(high.phi * 2)
+    while high.phi - low.phi > T_STEP and high.flops_ratio >= budget:
+        mid = at((low.phi + high.phi) / 2)
+        if mid.flops_ratio < budget:
+            low = mid
         else:
-            hi, hi_spec, hi_ratio = mid, mid_spec, mid_ratio
-    # Of the two neighbours, the one closer in log FLOPs.
-    picks = [(lo, lo_spec, lo_ratio), (hi, hi_spec, hi_ratio)]
-    t, spec, ratio = min(picks, key=lambda p: _miss(p[2], budget))
-    if _miss(ratio, budget) > math.log1p(tolerance) and direction.kind == "compound":
-        # Ceil of depth adds a block to every stage at once, and on tiny maps one more pixel
-        # adds a row to every downsampled map, so along the direction the budget may sit in a
-        # gap. Width moves in the smallest steps (8 channels): keep each neighbour's depth and
-        # resolution and solve its width (never below the base's, so beta stays >= 1).
-        for t_n, spec_n, _ in picks:
-            tuned, tuned_ratio = _solve_width(spec_n, budget, base.width_mult, flops_ratio)
-            if _miss(tuned_ratio, budget) < _miss(ratio, budget):
-                t, spec, ratio = t_n, tuned, tuned_ratio
-    return Match(alpha, beta, gamma, t, spec, ratio, abs(ratio / budget - 1) <= tolerance)
+            high = mid
+    nearest = min((low, high), key=lambda n: _miss(n.flops_ratio, budget))
+    if _within(nearest.flops_ratio, budget, tolerance):
+        return done([nearest])
+    if direction.kind == "compound":
+        # Keep each neighbour's depth and resolution and solve its width (never below the
+        # base's, so beta stays >= 1).
+        for neighbour in (low, high):
+            tuned = _solve_width(neighbour, budget, base.width_mult, flops_ratio)
+            if _within(tuned.flops_ratio, budget, tolerance):
+                return done([tuned])
+    if low.flops_ratio < budget < high.flops_ratio:
+        return done([low, high])
+    return done([nearest])
 
 
 def _miss(ratio: float, budget: float) -> float:
     return abs(math.log(ratio / budget))
 
 
-def _solve_width(
-    spec: NetworkSpec, budget: float, least: float, flops_ratio: FlopsRatio
-) -> tuple[NetworkSpec, float]:
-    """`spec` with the width multiplier >= `least` whose FLOPs ratio is closest to budget."""
-    def at(width: float) -> tuple[NetworkSpec, float]:
+def _within(ratio: float, budget: float, tolerance: float) -> bool:
+    return abs(ratio / budget - 1) <= tolerance
+
+
+def _solve_width(network: Network, budget: float, least: float,
+                 flops_ratio: FlopsRatio) -> Network:
+    """`network` with the width multiplier >= `least` whose FLOPs ratio is closest to budget."""
+    spec = network.spec
+
+    def at(width: float) -> Network:
         tuned = scale_network(spec.depth_mult, width, spec.resolution, spec.dropout)
-        return tuned, flops_ratio(tuned)
+        return Network(network.phi, tuned, flops_ratio(tuned))
 
     lo, hi = least, max(least, spec.width_mult) * 4
-    lo_pair, hi_pair = at(lo), at(hi)
-    if lo_pair[1] >= budget or hi_pair[1] <= budget:
-        return min(lo_pair, hi_pair, key=lambda p: _miss(p[1], budget))
+    low, high = at(lo), at(hi)
+    if low.flops_ratio >= budget or high.flops_ratio <= budget:
+        return min(low, high, key=lambda n: _miss(n.flops_ratio, budget))
     while hi / lo > 1.002:  # FLOPs never decrease with width
         mid = math.sqrt(lo * hi)
         pair = at(mid)
-        if pair[1] < budget:
-            lo, lo_pair = mid, pair
+        if pair.flops_ratio < budget:
+            lo, low = mid, pair
         else:
-            hi, hi_pair = mid, pair
-    return min(lo_pair, hi_pair, key=lambda p: _miss(p[1], budget))
+            hi, high = mid, pair
+    return min(low, high, key=lambda n: _miss(n.flops_ratio, budget))
 
 
 def nominal_match(
@@ -144,5 +192,5 @@ def nominal_match(
     """The candidate at phi = 1 as it is (matching off), with its measured ratio checked."""
     alpha, beta, gamma = direction.coefficients(budget)
     spec = scaled_spec(alpha, beta, gamma, 1.0, base)
-    ratio = flops_ratio(spec)
-    return Match(alpha, beta, gamma, 1.0, spec, ratio, abs(ratio / budget - 1) <= tolerance)
+    return Match(alpha, beta, gamma, budget, (Network(1.0, spec, flops_ratio(spec)),),
+                 tolerance)

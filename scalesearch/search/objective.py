@@ -1,11 +1,17 @@
-"""Training one candidate of the search: its network, its seeds, its record in the trial.
+"""Training one network of the search: which network a trial is, its seeds, its record.
 
-Every candidate except the baseline is a direction on the surface (Optuna parameters
-``depth_share`` and ``width_fraction``, see `scalesearch.search.space`), brought to the budget in
-measured FLOPs (`scalesearch.search.matching`) before training, and trained `seeds` times (the
-baseline at least twice); the trial's value is the mean validation accuracy. Per-seed results
-are stored in the trial's user attribute ``runs`` as they finish, so a re-run trial skips the
-seeds already trained.
+Every candidate except the baseline is a direction on the surface (Optuna parameters ``u`` and
+``v``, see `scalesearch.search.space`), brought to the budget in measured FLOPs
+(`scalesearch.search.matching`): one network within the tolerance, or two that bracket the
+budget. A trial trains one network; the candidate's first trial enqueues the second network
+(``bracket`` "upper") once it has trained its own. Each network is trained `seeds` times (the
+baseline at least twice); the trial's value is its mean validation accuracy. Per-seed results,
+with per-image correctness, are stored in the trial's user attribute ``runs`` as they finish,
+so a re-run trial skips the seeds already trained.
+
+Networks are never trained twice: a trial whose network an earlier trial trains already points
+to it (``same_network_as``) and is pruned; a sampled candidate whose networks all equal an
+earlier candidate's is a duplicate (``duplicate_of``), dropped and not counted.
 """
 
 from __future__ import annotations
@@ -21,30 +27,45 @@ from scalesearch.net.scaling import NetworkSpec, scale_network
 from scalesearch.search.config import StudyConfig
 from scalesearch.search.matching import Match, match_budget, nominal_match
 from scalesearch.search.space import Direction, direction_from_params
-from scalesearch.search.trials import dropped
+from scalesearch.search.trials import UPPER, dropped
+from scalesearch.store.bits import pack
 from scalesearch.store.workers import enqueue_rerun, frozen_with_runs, worker_id
+
+# Training seeds: each stage of a study draws from its own range, so no stage reuses the luck
+# of another (the confirmation never re-trains the search's winner with the search's seed).
+# The seed of run k of a stage is study_seed * SEED_STRIDE + STAGE_SEEDS[stage] + k.
+STAGE_SEEDS = {"search": 0, "confirm": 1000, "compare": 2000, "fidelity": 3000}
+SEED_STRIDE = 10_000
+MAX_SEEDS = 1000  # runs per network and stage; keeps the ranges apart
 
 
 class TrainingFailed(Exception):
-    """Every seed of a candidate failed (diverged or ran out of memory); not re-run."""
+    """Every seed of a network failed (diverged or ran out of memory); not re-run."""
 
 
 class Surplus(Exception):
     """A worker drew a trial after the plan was complete; the trial is dropped."""
 
-# A sampled point whose matched network equals one already trained or training is not trained
-# again (on small proxies many directions round to the same network); it is pruned with
-# ``duplicate_of`` and does not count towards the target. After this many in a row a worker
-# stops: the surface has no more distinct networks at this base.
+
+# After this many sampled candidates in a row that duplicate earlier ones a worker stops: the
+# surface has no more distinct networks at this base.
 MAX_DUPLICATES_IN_A_ROW = 12
+
+
+def training_seed(study_seed: int, stage: str, index: int) -> int:
+    """The torch seed of run `index` of a network in `stage` (see STAGE_SEEDS)."""
+    if not 0 <= index < MAX_SEEDS:
+        raise ValueError(f"run index {index} is outside 0..{MAX_SEEDS - 1}")
+    return study_seed * SEED_STRIDE + STAGE_SEEDS[stage] + index
 
 
 @dataclass
 class Candidate:
-    """What a trial trains: its kind, network and where it sits on the surface."""
+    """What a trial trains: its kind, the network, and the candidate's match."""
 
     kind: str
-    spec: NetworkSpec
+    spec: NetworkSpec  # the network this trial trains
+    bracket: str  # "matched", "lower", "upper", "off budget"
     direction: Direction | None  # None for the baseline
     match: Match | None
 
@@ -65,59 +86,87 @@ class Reporter:
     def message(self, text: str) -> None: ...
 
 
-def same_network(trial: optuna.Trial) -> int | None:
-    """The lowest-numbered other trial, trained or training, with this trial's network.
-
-    Only lower numbers count, so two workers that draw the same network at once agree on which
-    one trains it; the baseline and re-runs are never duplicates."""
-    if trial.user_attrs.get("kind") == "baseline" or "rerun_of" in trial.user_attrs:
-        return None
-    network = trial.user_attrs["network"]
-    for t in trial.study.get_trials(deepcopy=False,
-                                    states=(TrialState.COMPLETE, TrialState.RUNNING)):
-        if (t.number < trial.number and t.user_attrs.get("network") == network
-                and not dropped(t.user_attrs)):
+def earlier(trial: optuna.Trial, match: Callable[[FrozenTrial], bool]) -> int | None:
+    """The lowest-numbered trial below `trial`, trained, training or pruned and not dropped,
+    for which `match` holds. Only lower numbers count, so two workers that draw the same
+    network at once agree on which one trains it."""
+    for t in trial.study.get_trials(deepcopy=False, states=(
+            TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)):
+        if t.number < trial.number and not dropped(t.user_attrs) and match(t):
             return t.number
     return None
 
 
+def same_network(trial: optuna.Trial) -> int | None:
+    """The earlier trial that trains (or trained) this trial's network; re-runs never point."""
+    if "rerun_of" in trial.user_attrs:
+        return None
+    network = trial.user_attrs["network"]
+    return earlier(trial, lambda t: t.user_attrs.get("network") == network
+                   and "same_network_as" not in t.user_attrs)
+
+
+def same_candidate(trial: optuna.Trial) -> int | None:
+    """The earlier candidate with exactly this candidate's networks (sampled trials only)."""
+    if "rerun_of" in trial.user_attrs or trial.user_attrs.get("kind") == "baseline":
+        return None
+    networks = trial.user_attrs["candidate_networks"]
+    return earlier(trial, lambda t: t.user_attrs.get("candidate_networks") == networks
+                   and t.user_attrs.get("bracket") != UPPER)
+
+
 class BaseCounter:
-    """A study's base network and the measured FLOPs of networks relative to it (counts go
-    through `scalesearch.complexity`'s cache). Calling it gives the FLOPs ratio of a spec."""
+    """A study's base network and the FLOPs of networks relative to it. Calling it gives the
+    FLOPs ratio of a spec (analytic count, for matching); `checked` counts a network that is
+    about to be trained with fvcore too, and a disagreement is an error."""
 
-    def __init__(self, config: StudyConfig, data):
-        from scalesearch.net.complexity import counts
+    def __init__(self, config: StudyConfig, num_classes: int, data_base_resolution: int):
+        from scalesearch.net import complexity
 
-        self.num_classes = data.num_classes
+        self.num_classes = num_classes
         self.base = scale_network(config.base_depth, config.base_width,
-                                  config.base_resolution or data.base_resolution)
-        self._counts = counts
-        self.base_flops = counts(self.base, self.num_classes).flops
+                                  config.base_resolution or data_base_resolution)
+        self._complexity = complexity
+        self.base_flops = complexity.counts(self.base, self.num_classes).flops
+
+    @classmethod
+    def for_data(cls, config: StudyConfig, data) -> BaseCounter:
+        return cls(config, data.num_classes, data.base_resolution)
 
     def counts(self, spec: NetworkSpec):
-        return self._counts(spec, self.num_classes)
+        return self._complexity.counts(spec, self.num_classes)
+
+    def checked(self, spec: NetworkSpec):
+        return self._complexity.checked_counts(spec, self.num_classes)
 
     def __call__(self, spec: NetworkSpec) -> float:
         return self.counts(spec).flops / self.base_flops
 
 
 def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: int,
-               reporter: Reporter, on_epoch=None, evaluate_test: bool = False) -> dict:
-    """One proxy training of `spec` with the study's settings, seed `seed` of trial `number`;
-    returns the run record stored in the trial's ``runs`` (with ``test_accuracy`` when
-    `evaluate_test`)."""
+               reporter: Reporter, stage: str = "search", on_epoch=None,
+               evaluate_test: bool = False, epochs: int | None = None) -> dict:
+    """Run `seed` of `spec` in `stage` with the study's settings (and `epochs` if given): the
+    record stored in the trial's ``runs``, with per-image correctness packed as text
+    (``val_correct``; ``test_accuracy`` and ``test_correct`` when `evaluate_test`)."""
     from scalesearch.train.config import TrainConfig
     from scalesearch.train.trainer import train_model
 
-    train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
+    epochs = epochs or config.epochs
+    train_config = TrainConfig(epochs=epochs, batch_size=config.batch_size,
                                optimizer=config.optimizer, lr=config.lr,
-                               seed=config.seed * 1000 + seed, device=config.device,
-                               evaluate_test=evaluate_test)
-    reporter.seed_started(number, seed, config.epochs * (len(data.train) // config.batch_size))
+                               seed=training_seed(config.seed, stage, seed),
+                               device=config.device, evaluate_test=evaluate_test)
+    reporter.seed_started(number, seed, epochs * (len(data.train) // config.batch_size))
     result = train_model(spec, data, train_config, on_epoch=on_epoch, on_step=reporter.step)
-    record = {"seed": seed, "state": result.state, "val_accuracy": result.val_accuracy}
+    record = {"seed": seed, "training_seed": train_config.seed, "state": result.state,
+              "val_accuracy": result.val_accuracy}
+    if result.val_correct is not None:
+        record["val_correct"] = pack(result.val_correct.numpy())
     if evaluate_test:
         record["test_accuracy"] = result.test_accuracy
+        if result.test_correct is not None:
+            record["test_correct"] = pack(result.test_correct.numpy())
     return {
         **record,
         "loss": result.loss,
@@ -129,8 +178,40 @@ def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: 
     }
 
 
+def network_attrs(spec: NetworkSpec, counts, base_flops: int, num_classes: int) -> dict:
+    """What a trial records of the network it trains."""
+    return {
+        "network": spec.key(num_classes), "depth_mult": spec.depth_mult,
+        "width_mult": spec.width_mult, "resolution": spec.resolution, "params": counts.params,
+        "flops": counts.flops, "activations": counts.activations,
+        "flops_ratio": counts.flops / base_flops,
+    }
+
+
+def set_attrs(trial: optuna.Trial, attrs: dict) -> None:
+    """Set the user attributes that differ (a re-run keeps what it had)."""
+    for key, value in attrs.items():
+        if trial.user_attrs.get(key) != value:
+            trial.set_user_attr(key, value)
+
+
+def run_seeds(trial: optuna.Trial, runs: list[dict], seeds: int, train: Callable[[int], dict]
+              ) -> list[dict]:
+    """Train the seeds `runs` lacks, storing each as it finishes; the complete runs."""
+    for seed in range(seeds):
+        if any(r["seed"] == seed for r in runs):
+            continue  # trained before this trial was interrupted
+        runs.append(train(seed))
+        trial.set_user_attr("runs", runs)
+    good = [r for r in runs if r["state"] == "complete" and r["seed"] < seeds]
+    if not good:
+        trial.set_user_attr("failure", runs[-1]["error"] or "training failed")
+        raise TrainingFailed(runs[-1]["error"])
+    return good
+
+
 class Objective:
-    """Trains one candidate per call; the only place that calls `trial.suggest_*`."""
+    """Trains one network per call; the only place that calls `trial.suggest_*`."""
 
     def __init__(self, config: StudyConfig, data, reporter: Reporter,
                  wanted: Callable[[int], bool]):
@@ -140,7 +221,7 @@ class Objective:
         self.wanted = wanted  # whether sampled trial N is still needed for the target
         self.taken_over = False  # the current trial was failed by another worker
         self.duplicates_in_a_row = 0
-        self.flops_ratio = BaseCounter(config, data)
+        self.flops_ratio = BaseCounter.for_data(config, data)
 
     def __call__(self, trial: optuna.Trial) -> float:
         enqueued = "fixed_params" in trial.storage.get_trial_system_attrs(trial._trial_id)
@@ -163,100 +244,120 @@ class Objective:
         trial.set_user_attr("worker", worker_id())
         candidate = self._candidate(trial)
         self._record(trial, candidate)
-        original = same_network(trial)
-        if original is not None:
-            trial.set_user_attr("duplicate_of", original)
-            self.duplicates_in_a_row += 1
-            raise optuna.TrialPruned(f"the same network as trial {original}")
-        self.duplicates_in_a_row = 0
-        if not self._feasible(trial, candidate):
-            raise optuna.TrialPruned()
+        primary = candidate.bracket != UPPER
+        if primary:
+            original = same_candidate(trial)
+            if original is not None:
+                trial.set_user_attr("duplicate_of", original)
+                self.duplicates_in_a_row += 1
+                raise optuna.TrialPruned(f"the same networks as trial {original}")
+            self.duplicates_in_a_row = 0
+            if not self._feasible(trial, candidate):
+                raise optuna.TrialPruned()
+        pointer = same_network(trial)
+        if pointer is not None:  # another trial trains this network; the results use its runs
+            trial.set_user_attr("same_network_as", pointer)
+            self._enqueue_upper(trial, candidate)
+            raise optuna.TrialPruned(f"the same network as trial {pointer}")
+        return self._train_network(trial, candidate, runs)
+
+    def _train_network(self, trial: optuna.Trial, candidate: Candidate, runs: list[dict]):
+        self.flops_ratio.checked(candidate.spec)  # fvcore agrees with the record, or this raises
         seeds = max(2, self.config.seeds) if candidate.kind == "baseline" else self.config.seeds
         self.reporter.trial_started(trial.number, candidate.kind, candidate.spec, seeds)
-        for seed in range(seeds):
-            if any(r["seed"] == seed for r in runs):
-                continue  # trained before this trial was interrupted
-            runs.append(self._train(trial, candidate, seed, prunable=not runs))
-            trial.set_user_attr("runs", runs)
-        good = [r["val_accuracy"] for r in runs if r["state"] == "complete" and r["seed"] < seeds]
-        if not good:
-            trial.set_user_attr("failure", runs[-1]["error"] or "training failed")
-            raise TrainingFailed(runs[-1]["error"])
-        trial.set_user_attr("val_accuracy_std", sample_std(good))
+        prune = (self.config.prune and candidate.kind == "compound"
+                 and candidate.bracket != UPPER)
+
+        def train(seed: int) -> dict:
+            def on_epoch(epoch: int, accuracy: float) -> None:
+                if prune and seed == 0:
+                    trial.report(accuracy, epoch)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+            return train_seed(candidate.spec, self.data, self.config, seed, trial.number,
+                              self.reporter, on_epoch=on_epoch)
+
+        good = run_seeds(trial, runs, seeds, train)
+        accuracies = [r["val_accuracy"] for r in good]
+        trial.set_user_attr("val_accuracy_std", sample_std(accuracies))
         trial.set_user_attr("n_seeds", len(good))
-        return sum(good) / len(good)
+        self._enqueue_upper(trial, candidate)
+        return sum(accuracies) / len(accuracies)
 
     def _candidate(self, trial: optuna.Trial) -> Candidate:
+        base = self.flops_ratio.base
         if trial.user_attrs.get("kind") == "baseline":
-            return Candidate("baseline", self.flops_ratio.base, None, None)
-        direction = direction_from_params(
-            trial.suggest_float("depth_share", 0.0, 1.0),
-            trial.suggest_float("width_fraction", 0.0, 1.0),
-        )
+            return Candidate("baseline", base, "matched", None, None)
+        direction = direction_from_params(trial.suggest_float("u", 0.0, 1.0),
+                                          trial.suggest_float("v", 0.0, 1.0))
         solve = match_budget if self.config.match else nominal_match
-        found = solve(direction, self.config.budget, self.flops_ratio.base, self.flops_ratio,
+        found = solve(direction, self.config.budget, base, self.flops_ratio,
                       self.config.tolerance)
-        return Candidate(direction.kind, found.spec, direction, found)
+        if len(found.networks) == 2:
+            upper = trial.user_attrs.get("bracket") == UPPER
+            network = found.networks[1 if upper else 0]
+            return Candidate(direction.kind, network.spec, UPPER if upper else "lower",
+                             direction, found)
+        return Candidate(direction.kind, found.spec, found.method, direction, found)
 
     def _record(self, trial: optuna.Trial, candidate: Candidate) -> None:
-        c = self.flops_ratio.counts(candidate.spec)
-        attrs = {
-            "kind": candidate.kind,
-            "network": candidate.spec.key(self.data.num_classes),
-            "depth_mult": candidate.spec.depth_mult,
-            "width_mult": candidate.spec.width_mult,
-            "resolution": candidate.spec.resolution,
-            "params": c.params,
-            "flops": c.flops,
-            "activations": c.activations,
-            "flops_ratio": c.flops / self.flops_ratio.base_flops,
-        }
-        if candidate.direction is None:
+        ratio = self.flops_ratio
+        attrs = network_attrs(candidate.spec, ratio.counts(candidate.spec), ratio.base_flops,
+                              ratio.num_classes)
+        attrs.update(kind=candidate.kind, bracket=candidate.bracket,
+                     candidate=trial.user_attrs.get("candidate", trial.number),
+                     budget=self.config.budget)
+        if candidate.match is None:
             attrs.update(alpha=1.0, beta=1.0, gamma=1.0, phi=0.0, flops_matched=True,
-                         depth_share=0.0, width_share=0.0, resolution_share=0.0)
+                         depth_share=0.0, width_share=0.0, resolution_share=0.0,
+                         candidate_networks=[attrs["network"]])
         else:
             m, d = candidate.match, candidate.direction
-            attrs.update(alpha=m.alpha, beta=m.beta, gamma=m.gamma, phi=m.phi,
-                         flops_matched=m.within_tolerance, depth_share=d.depth,
-                         width_share=d.width, resolution_share=d.resolution)
-        for key, value in attrs.items():
-            if trial.user_attrs.get(key) != value:
-                trial.set_user_attr(key, value)
+            phi = next(n.phi for n in m.networks if n.spec == candidate.spec)
+            attrs.update(alpha=m.alpha, beta=m.beta, gamma=m.gamma, phi=phi,
+                         flops_matched=m.method == "matched", depth_share=d.depth,
+                         width_share=d.width, resolution_share=d.resolution,
+                         method=m.method,
+                         candidate_networks=[n.spec.key(ratio.num_classes) for n in m.networks],
+                         candidate_flops_ratios=[n.flops_ratio for n in m.networks])
+        set_attrs(trial, attrs)
+
+    def _enqueue_upper(self, trial: optuna.Trial, candidate: Candidate) -> None:
+        """Queue the candidate's second network once; enqueued before it is marked, so an
+        interrupt in between queues it twice at worst, and the second copy only points."""
+        if candidate.bracket != "lower" or trial.user_attrs.get("upper_enqueued"):
+            return
+        attrs = {k: trial.user_attrs[k] for k in ("kind", "candidate")}
+        trial.study.enqueue_trial(trial.params, user_attrs={**attrs, "bracket": UPPER})
+        trial.set_user_attr("upper_enqueued", True)
 
     def _feasible(self, trial: optuna.Trial, candidate: Candidate) -> bool:
-        attrs = trial.user_attrs
+        """Constraints on the candidate's largest network; candidates over them (or, with
+        --no-match, off the budget) are recorded, not trained."""
+        if candidate.kind == "baseline":
+            return True
+        networks = [n.spec for n in candidate.match.networks]
+        largest = [self.flops_ratio.counts(spec) for spec in networks]
+        params = max(c.params for c in largest)
+        activations = max(c.activations for c in largest)
         reasons = []
         if self.config.max_params is not None:
-            trial.set_constraint("params", attrs["params"] - self.config.max_params)
-            if attrs["params"] > self.config.max_params:
-                reasons.append(f"params {attrs['params']:,} > {self.config.max_params:,}")
+            trial.set_constraint("params", params - self.config.max_params)
+            if params > self.config.max_params:
+                reasons.append(f"params {params:,} > {self.config.max_params:,}")
         if self.config.max_activations is not None:
-            trial.set_constraint("activations",
-                                 attrs["activations"] - self.config.max_activations)
-            if attrs["activations"] > self.config.max_activations:
-                reasons.append(f"activations {attrs['activations']:,} > "
+            trial.set_constraint("activations", activations - self.config.max_activations)
+            if activations > self.config.max_activations:
+                reasons.append(f"activations {activations:,} > "
                                f"{self.config.max_activations:,}")
-        if candidate.match is not None and not candidate.match.within_tolerance \
-                and not self.config.match:
+        if not self.config.match and not candidate.match.within_tolerance:
             reasons.append(f"FLOPs ratio {candidate.match.flops_ratio:.3f} is more than "
                            f"{self.config.tolerance:.0%} from the budget")
-        if reasons and candidate.kind != "baseline":
+        if reasons:
             trial.set_user_attr("infeasible", "; ".join(reasons))
             return False
         return True
-
-    def _train(self, trial: optuna.Trial, candidate: Candidate, seed: int,
-               prunable: bool) -> dict:
-        prune = self.config.prune and prunable and candidate.kind == "compound"
-
-        def on_epoch(epoch: int, accuracy: float) -> None:
-            if prune:
-                trial.report(accuracy, epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
-
-        return train_seed(candidate.spec, self.data, self.config, seed, trial.number,
-                          self.reporter, on_epoch=on_epoch)
 
 
 def sample_std(values: list[float]) -> float | None:

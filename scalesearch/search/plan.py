@@ -9,13 +9,13 @@ the grid points; workers pop these before the sampler proposes anything. Sampled
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 import optuna
 
 from scalesearch.errors import BadInput
 from scalesearch.search.config import IDENTITY, StudyConfig
+from scalesearch.search.sampling import make_sampler
 from scalesearch.search.space import CORNERS, grid_directions, params_from_direction
 
 PLAN_WAIT_SECONDS = 60.0  # how long a joining worker waits for the creator to enqueue the plan
@@ -37,21 +37,6 @@ def target_count(config: StudyConfig) -> int:
     if config.sampler == "grid":
         return len(plan(config))
     return 1 + len(CORNERS) + config.trials
-
-
-def make_sampler(config: StudyConfig, finished: int) -> optuna.samplers.BaseSampler:
-    if config.sampler == "qmc":
-        # Optuna numbers QMC samples through the storage, so a resumed study continues the
-        # sequence instead of replaying it.
-        return optuna.samplers.QMCSampler(seed=config.seed, scramble=True,
-                                          warn_independent_sampling=False,
-                                          warn_asynchronous_seeding=False)
-    if config.sampler == "tpe":
-        # The seed moves with the study's progress and the process, so a resumed or parallel
-        # worker does not replay the first worker's startup points.
-        return optuna.samplers.TPESampler(seed=config.seed * 100_003 + finished * 7919
-                                          + os.getpid() % 7919, n_startup_trials=4)
-    return optuna.samplers.RandomSampler(seed=config.seed)  # grid: every point is enqueued
 
 
 def create_or_load(name: str, storage: optuna.storages.BaseStorage, config: StudyConfig,

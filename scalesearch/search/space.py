@@ -6,8 +6,15 @@ A point is a direction: the shares of log(budget) spent on depth, width and reso
     alpha = budget^s_d,  beta = budget^(s_w / 2),  gamma = budget^(s_r / 2)
 
 so alpha, beta, gamma >= 1 and alpha * beta^2 * gamma^2 = budget exactly. Optuna samples two
-numbers in [0, 1] (`depth_share`, and `width_fraction`: the part of what depth leaves that
-goes to width), which cover the whole triangle of shares. Pure functions, no torch.
+numbers (u, v) in the unit square; `direction_from_params` maps them onto the triangle of
+shares so that uniform (u, v) give directions uniform on the triangle (Osada et al. 2002):
+
+    depth = 1 - sqrt(u),  width = sqrt(u) (1 - v),  resolution = sqrt(u) v
+
+u says how much of the budget leaves depth, v how the rest splits between width and
+resolution. A map that is uniform in the square but not on the triangle would over-sample
+one corner (taking depth = u over-samples depth-heavy directions by 1 / (1 - depth)), and a
+QMC sampler's even spread would be lost on the way. Pure functions, no torch.
 """
 
 from __future__ import annotations
@@ -68,18 +75,27 @@ CORNERS = {
 }
 
 
-def direction_from_params(depth_share: float, width_fraction: float) -> Direction:
-    """Optuna's two numbers in [0, 1] -> a point of the share triangle."""
-    rest = 1.0 - depth_share
-    width = rest * width_fraction
-    return Direction(depth_share, width, max(0.0, rest - width))
+PARAMS = ("u", "v")  # Optuna's two parameters, each in [0, 1]
+
+
+def direction_from_params(u: float, v: float) -> Direction:
+    """Optuna's two numbers in [0, 1] -> a point of the share triangle (uniform to uniform)."""
+    rest = math.sqrt(min(max(u, 0.0), 1.0))
+    v = min(max(v, 0.0), 1.0)
+    return Direction(1.0 - rest, rest * (1.0 - v), rest * v)
 
 
 def params_from_direction(direction: Direction) -> dict[str, float]:
-    """The inverse of `direction_from_params` (width_fraction is 0.5 at the depth corner)."""
+    """The inverse of `direction_from_params` (v is 0.5 at the depth corner)."""
     rest = 1.0 - direction.depth
-    fraction = direction.width / rest if rest > 1e-12 else 0.5
-    return {"depth_share": direction.depth, "width_fraction": fraction}
+    v = direction.resolution / rest if rest > 1e-12 else 0.5
+    return {"u": rest**2, "v": min(max(v, 0.0), 1.0)}
+
+
+def largest_share(direction: Direction) -> str:
+    """Which dimension takes the largest share: the third of the triangle the point lies in."""
+    shares = {name: getattr(direction, name) for name in SINGLE_DIMENSIONS}
+    return max(shares, key=shares.get)
 
 
 def grid_directions(step: float) -> list[Direction]:

@@ -1,25 +1,22 @@
 """Compound against single-dimension scaling across budgets (the paper's figure 8, table 7).
 
-For each phi of a comparison, four networks are trained: the compound one (the direction of
-alpha, beta, gamma, i.e. their shares of log(alpha * beta^2 * gamma^2), scaled as in the search
-so that its measured FLOPs are (alpha * beta^2 * gamma^2)^phi times the base's; at the search's
-budget and phi 1 that is the search's own network) and three single-dimension ones (depth only,
-width only, resolution only) whose one multiplier is solved so that their measured FLOPs match
-the compound network's (`solve_single`, the search's matcher aimed at the compound network's
-measured ratio instead of the budget); plus the baseline (phi 0). Each is trained with K seeds
-and evaluated on the **test** split, which the search never looks at: the numbers reported here
-were not used to choose alpha, beta and gamma.
+For each phi of a comparison the budget is growth^phi times the base network's FLOPs, growth =
+alpha * beta^2 * gamma^2. Four strategies are brought to that budget with the search's matcher:
+compound (the direction of alpha, beta, gamma, i.e. their shares of log(growth); at the search's
+budget and phi 1 it is the search's own network) and depth, width and resolution alone. Each is
+one network within the tolerance, or two that bracket the budget, interpolated (see
+`scalesearch.search.matching`). Plus the baseline (phi 0). Every network is trained `seeds` times
+on the comparison's own seeds and evaluated on the **test** split, which the search never looked
+at. Per phi the verdict pits compound against the single dimension the search found best (its
+choice made on validation runs), as the confirmation does (`scalesearch.verdict.decision`).
 
-Storage: a second Optuna study named ``<name>.compare`` in the search study's storage. Its
-planned (phi, kind) points are enqueued once (more phis add points), a trial interrupted by
-Ctrl-C re-queues itself with its finished seeds, and a re-run trains only what is missing:
-the resumption of `scalesearch.search`, reused.
+Storage: the stage ``<name>.compare`` (`scalesearch.stages.stage`): points are enqueued once,
+more phis add points, and a re-run trains only what is missing.
 
-Rows (``compare.csv``) have the columns of ``trials.csv`` plus ``test_accuracy``; there
-``phi`` is the comparison's phi (0 for the baseline) and alpha, beta, gamma are per-phi
-factors such that every row's network is depth ``base_depth * alpha^phi``, width
-``base_width * beta^phi``, resolution ``round(gamma^phi * base)`` (1 for dimensions a model
-does not scale).
+Rows (``compare.csv``): the columns of ``trials.csv`` plus ``test_accuracy``; there ``phi`` is
+the comparison's phi (0 for the baseline) and alpha, beta, gamma are per-phi factors of the
+network: depth ``base_depth * alpha^phi``, width ``base_width * beta^phi``, resolution
+``round(gamma^phi * base)`` (1 for dimensions a network does not scale).
 """
 
 from __future__ import annotations
@@ -27,40 +24,23 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
 
 from scalesearch.errors import BadInput
-from scalesearch.net.scaling import NetworkSpec
-from scalesearch.search.config import StudyConfig
 from scalesearch.search.matching import Match, match_budget
-from scalesearch.search.objective import (
-    BaseCounter,
-    Reporter,
-    TrainingFailed,
-    sample_std,
-    train_seed,
-)
-from scalesearch.search.space import CORNERS, SINGLE_DIMENSIONS, Direction
+from scalesearch.search.objective import BaseCounter
+from scalesearch.search.space import CORNERS, Direction
+from scalesearch.stages.stage import stage_rows
 from scalesearch.store.files import write_texts
-from scalesearch.store.workers import enqueue_rerun, frozen_with_runs, reclaim_dead, worker_id
-from scalesearch.verdict.results import COLUMNS, pooled_noise, trial_rows
+from scalesearch.verdict import decision, results
 
-SUFFIX = ".compare"  # the comparison of study NAME is the Optuna study NAME.compare
-KINDS = ("compound", *SINGLE_DIMENSIONS)  # trained at every phi; the baseline once, at phi 0
+STAGE = "compare"
+KINDS = ("baseline", "compound", "depth", "width", "resolution")
 MAX_PHI = 8.0  # 2^8 = 256x FLOPs is far beyond any proxy training
 CSV = "compare.csv"
 SUMMARY = "compare.json"
-COMPARE_COLUMNS = (*COLUMNS, "test_accuracy")
-
-
-# ---------------------------------------------------------------------------------------------
-# input
 
 
 def parse_phis(text: str) -> list[float]:
@@ -92,35 +72,6 @@ def check_coefficients(alpha: float, beta: float, gamma: float) -> tuple[float, 
     return float(alpha), float(beta), float(gamma)
 
 
-def compare_name(name: str) -> str:
-    return name + SUFFIX
-
-
-# ---------------------------------------------------------------------------------------------
-# the networks (pure, given a FLOPs counter)
-
-
-@dataclass(frozen=True)
-class Model:
-    """One network of the comparison and how it relates to the compound one at its phi."""
-
-    kind: str
-    phi: float
-    spec: NetworkSpec
-    alpha: float  # per-phi factors: depth = base_depth * alpha^phi, and so on
-    beta: float
-    gamma: float
-    flops_ratio: float  # measured, over the base network
-    target_ratio: float  # matched to: growth^phi (compound), the compound's measured ratio
-    flops_matched: bool  # within the tolerance of target_ratio
-
-    def shares(self) -> tuple[float, float, float]:
-        """Shares of log(FLOPs growth) spent on depth, width and resolution (nominal)."""
-        logs = (math.log(self.alpha), 2 * math.log(self.beta), 2 * math.log(self.gamma))
-        total = sum(logs)
-        return (0.0, 0.0, 0.0) if total <= 0 else tuple(v / total for v in logs)
-
-
 def coefficient_direction(coefficients: tuple[float, float, float]) -> Direction:
     """The shares of log(alpha * beta^2 * gamma^2) that alpha, beta^2 and gamma^2 take."""
     alpha, beta, gamma = coefficients
@@ -128,301 +79,101 @@ def coefficient_direction(coefficients: tuple[float, float, float]) -> Direction
     return Direction(*(v / sum(logs) for v in logs))
 
 
-def solve_single(kind: str, target_ratio: float, base: NetworkSpec,
-                 flops_ratio: Callable[[NetworkSpec], float], tolerance: float = 0.03) -> Match:
-    """The `kind`-only scaling of `base` ('depth', 'width' or 'resolution') whose measured
-    FLOPs ratio to `base` is closest to `target_ratio`; `within_tolerance` says whether it is
-    within `tolerance` (ceil of depth and whole pixels can make that impossible)."""
-    if kind not in CORNERS:
-        raise ValueError(f"unknown single dimension {kind!r}")
-    return match_budget(CORNERS[kind], target_ratio, base, flops_ratio, tolerance)
+def candidate_id(phi: float, kind: str) -> int:
+    """A strategy's id in the rows: the same for the same (phi, kind) whenever it is planned."""
+    return round(phi * 1000) * 10 + KINDS.index(kind)
 
 
-def build_model(kind: str, phi: float, coefficients: tuple[float, float, float],
-                base: NetworkSpec, flops_ratio: Callable[[NetworkSpec], float],
-                tolerance: float = 0.03) -> Model:
-    """The network of `kind` at `phi` ('baseline' is the base network at phi 0)."""
-    if kind == "baseline":
-        return Model("baseline", 0.0, base, 1.0, 1.0, 1.0, 1.0, 1.0, True)
+def _points_of(kind: str, phi: float, match: Match, counter: BaseCounter) -> list[dict]:
+    """The stage points of one strategy at one phi (its one or two networks)."""
+    brackets = ([match.method] if len(match.networks) == 1 else ["lower", "upper"])
+    direction = CORNERS.get(kind) or Direction(*_shares(match))
+    points = []
+    for network, bracket in zip(match.networks, brackets):
+        counts = counter.counts(network.spec)
+        factors = [c ** (network.phi / phi) for c in (match.alpha, match.beta, match.gamma)]
+        points.append({
+            "point": f"{phi:g}:{kind}:{bracket}", "kind": kind, "bracket": bracket,
+            "candidate": candidate_id(phi, kind), "budget": match.budget, "phi": phi,
+            "alpha": factors[0], "beta": factors[1], "gamma": factors[2],
+            "depth_share": direction.depth, "width_share": direction.width,
+            "resolution_share": direction.resolution, "depth_mult": network.spec.depth_mult,
+            "width_mult": network.spec.width_mult, "resolution": network.spec.resolution,
+            "params": counts.params, "flops": counts.flops, "activations": counts.activations,
+            "flops_ratio": network.flops_ratio, "flops_matched": bracket == "matched",
+            "network": network.spec.key(counter.num_classes)})
+    return points
+
+
+def _shares(match: Match) -> tuple[float, float, float]:
+    logs = (math.log(match.alpha), 2 * math.log(match.beta), 2 * math.log(match.gamma))
+    return tuple(v / sum(logs) for v in logs)
+
+
+def plan_points(coefficients: tuple[float, float, float], phis: list[float],
+                counter: BaseCounter, tolerance: float) -> list[dict]:
+    """Every network of a comparison: the baseline, then per phi the four strategies."""
+    base = counter.base
+    counts = counter.counts(base)
+    points = [{"point": "0:baseline:matched", "kind": "baseline", "bracket": "matched",
+               "candidate": candidate_id(0.0, "baseline"), "budget": 1.0, "phi": 0.0,
+               "alpha": 1.0, "beta": 1.0, "gamma": 1.0, "depth_share": 0.0,
+               "width_share": 0.0, "resolution_share": 0.0, "depth_mult": base.depth_mult,
+               "width_mult": base.width_mult, "resolution": base.resolution,
+               "params": counts.params, "flops": counts.flops,
+               "activations": counts.activations, "flops_ratio": 1.0, "flops_matched": True,
+               "network": base.key(counter.num_classes)}]
     growth = coefficients[0] * coefficients[1] ** 2 * coefficients[2] ** 2
-    if kind == "compound":
-        # As in the search: keep the direction (the coefficients' shares of log FLOPs) and
-        # solve the scale so that measured FLOPs land on growth^phi, so phi 1 at the search's
-        # budget is the search's own network and phi 2 costs about budget^2 FLOPs.
-        m = match_budget(coefficient_direction(coefficients), growth**phi, base, flops_ratio,
-                         tolerance)
-        factors = tuple(c ** (m.phi / phi) for c in (m.alpha, m.beta, m.gamma))
-        return Model(kind, phi, m.spec, *factors, m.flops_ratio, growth**phi,
-                     m.within_tolerance)
-    target = build_model("compound", phi, coefficients, base, flops_ratio, tolerance).flops_ratio
-    m = solve_single(kind, target, base, flops_ratio, tolerance)
-    # The matcher scales by coefficient^t; as a per-phi factor that is coefficient^(t / phi).
-    factors = tuple(c ** (m.phi / phi) for c in (m.alpha, m.beta, m.gamma))
-    return Model(kind, phi, m.spec, *factors, m.flops_ratio, target, m.within_tolerance)
+    for phi in phis:
+        target = growth**phi
+        directions = {"compound": coefficient_direction(coefficients), **CORNERS}
+        for kind in KINDS[1:]:
+            match = match_budget(directions[kind], target, base, counter, tolerance)
+            points += _points_of(kind, phi, match, counter)
+    return points
 
 
-def plan_points(phis: list[float]) -> list[tuple[float, str]]:
-    """(phi, kind) of every network of a comparison: the baseline, then per phi four."""
-    return [(0.0, "baseline"), *((phi, kind) for phi in sorted(phis) for kind in KINDS)]
-
-
-# ---------------------------------------------------------------------------------------------
-# the stored comparison
-
-
-def create_or_load(name: str, storage: optuna.storages.BaseStorage, settings: dict,
-                   coefficients: tuple[float, float, float], seeds: int,
-                   phis: list[float]) -> optuna.Study:
-    """The comparison study of study `name`, created if missing; points for phis it does not
-    have yet are enqueued. Refused when it was made with other coefficients or seeds."""
-    cname = compare_name(name)
-    try:
-        study = optuna.load_study(study_name=cname, storage=storage)
-    except KeyError:
-        study = optuna.create_study(study_name=cname, storage=storage, direction="maximize",
-                                    sampler=optuna.samplers.RandomSampler(seed=0))
-        study.set_user_attr("parent", name)
-        study.set_user_attr("coefficients", list(coefficients))
-        study.set_user_attr("seeds", seeds)
-        study.set_user_attr("settings", settings)
-        study.set_user_attr("points", [])
-    stored = study.user_attrs.get("coefficients", [])
-    if len(stored) != 3 or not all(math.isclose(a, b, rel_tol=1e-9)
-                                   for a, b in zip(stored, coefficients)):
-        shown = ", ".join(f"{v:.4g}" for v in stored)
-        raise BadInput(f"the comparison of study {name!r} was run with alpha, beta, gamma "
-                       f"{shown}; give those (--alpha/--beta/--gamma) or delete the comparison "
-                       "to start another.")
-    if study.user_attrs.get("seeds") != seeds:
-        raise BadInput(f"the comparison of study {name!r} was run with "
-                       f"{study.user_attrs.get('seeds')} seed(s), not {seeds}; use "
-                       f"--seeds {study.user_attrs.get('seeds')}.")
-    points = [tuple(p) for p in study.user_attrs.get("points", [])]
-    added = [p for p in plan_points(phis) if p not in points]
-    for phi, kind in added:
-        study.enqueue_trial({}, user_attrs={"kind": kind, "phi": phi})
-    if added:
-        study.set_user_attr("points", [list(p) for p in points + added])
-    return study
-
-
-def load_existing(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study | None:
-    """The comparison study of `name`, or None if there is none."""
-    try:
-        return optuna.load_study(study_name=compare_name(name), storage=storage)
-    except KeyError:
-        return None
-
-
-class Objective:
-    """Trains one (phi, kind) network of the comparison per call, `seeds` times, with test."""
-
-    def __init__(self, config: StudyConfig, data, coefficients: tuple[float, float, float],
-                 seeds: int, reporter: Reporter):
-        self.config = config
-        self.data = data
-        self.coefficients = coefficients
-        self.seeds = seeds
-        self.reporter = reporter
-        self.flops_ratio = BaseCounter(config, data)
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        runs: list[dict] = list(trial.user_attrs.get("runs", []))
-        try:
-            return self._run(trial, runs)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: queue the re-run, then let Optuna fail it
-            enqueue_rerun(trial.study, frozen_with_runs(trial, runs))
-            raise
-
-    def _run(self, trial: optuna.Trial, runs: list[dict]) -> float:
-        trial.set_user_attr("worker", worker_id())
-        kind, phi = trial.user_attrs["kind"], float(trial.user_attrs["phi"])
-        model = build_model(kind, phi, self.coefficients, self.flops_ratio.base, self.flops_ratio,
-                            self.config.tolerance)
-        self._record(trial, model)
-        self.reporter.trial_started(trial.number, f"phi {phi:g} {kind}", model.spec, self.seeds)
-        for seed in range(self.seeds):
-            if any(r["seed"] == seed for r in runs):
-                continue  # trained before this trial was interrupted
-            runs.append(train_seed(model.spec, self.data, self.config, seed, trial.number,
-                                   self.reporter, evaluate_test=True))
-            trial.set_user_attr("runs", runs)
-        good = [r for r in runs if r["state"] == "complete"]
-        if not good:
-            trial.set_user_attr("failure", runs[-1]["error"] or "training failed")
-            raise TrainingFailed(runs[-1]["error"])
-        tests = [r["test_accuracy"] for r in good]
-        trial.set_user_attr("test_accuracy_std", sample_std(tests))
-        trial.set_user_attr("n_seeds", len(good))
-        return sum(tests) / len(tests)
-
-    def _record(self, trial: optuna.Trial, model: Model) -> None:
-        c = self.flops_ratio.counts(model.spec)
-        shares = model.shares()
-        attrs = {
-            "alpha": model.alpha, "beta": model.beta, "gamma": model.gamma,
-            "depth_share": shares[0], "width_share": shares[1], "resolution_share": shares[2],
-            "depth_mult": model.spec.depth_mult, "width_mult": model.spec.width_mult,
-            "resolution": model.spec.resolution, "params": c.params, "flops": c.flops,
-            "activations": c.activations, "flops_ratio": c.flops / self.flops_ratio.base_flops,
-            "target_flops_ratio": model.target_ratio, "flops_matched": model.flops_matched,
-        }
-        for key, value in attrs.items():
-            if trial.user_attrs.get(key) != value:
-                trial.set_user_attr(key, value)
-
-
-def pending(study: optuna.Study) -> int:
-    """Planned networks not finished yet (waiting, or running in a process that died)."""
-    return sum(t.state in (TrialState.WAITING, TrialState.RUNNING)
-               for t in study.get_trials(deepcopy=False))
-
-
-def finished(study: optuna.Study) -> int:
-    """Planned networks that need no more work: complete, or failed for good."""
-    return sum(t.state == TrialState.COMPLETE or "failure" in t.user_attrs
-               for t in study.get_trials(deepcopy=False))
-
-
-def run_compare(study: optuna.Study, config: StudyConfig, data,
-                coefficients: tuple[float, float, float], seeds: int,
-                reporter: Reporter) -> int:
-    """Train every planned network that is not finished; returns how many were trained."""
-    objective = Objective(config, data, coefficients, seeds, reporter)
-    ran = 0
-    while True:
-        for number in reclaim_dead(study):
-            reporter.message(f"trial {number}'s process died; it will be re-run")
-        trials = study.get_trials(deepcopy=False)
-        if not any(t.state == TrialState.WAITING for t in trials):
-            return ran
-        study.optimize(objective, n_trials=1, catch=(TrainingFailed,),
-                       callbacks=[lambda s, t: reporter.trial_finished(t)])
-        ran += 1
-
-
-# ---------------------------------------------------------------------------------------------
-# the numbers (pure functions of the rows)
-
-
-def compare_rows(trials: list[FrozenTrial]) -> pd.DataFrame:
-    """One row per trained network and seed: the columns of trials.csv plus test_accuracy."""
-    frame = trial_rows(trials)
-    tests = {(t.number, r["seed"]): r.get("test_accuracy")
-             for t in trials for r in t.user_attrs.get("runs", [])}
-    frame["test_accuracy"] = [tests.get((int(t), int(s)) if pd.notna(s) else None)
-                              for t, s in zip(frame["trial"], frame["seed"])]
-    frame["test_accuracy"] = frame["test_accuracy"].astype(float)
-    return frame[list(COMPARE_COLUMNS)].sort_values(["phi", "trial", "seed"], kind="stable") \
-        .reset_index(drop=True)
-
-
-def accuracy_column(frame: pd.DataFrame) -> str:
-    """'test_accuracy' when the rows have it, else 'val_accuracy'."""
-    if "test_accuracy" in frame.columns and frame["test_accuracy"].notna().any():
-        return "test_accuracy"
-    return "val_accuracy"
-
-
-def comparison_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (phi, kind): FLOPs, match, and mean, std (ddof 1) and count of the test
-    (and validation) accuracy over complete seeds; sorted by phi, then kind order."""
-    columns = ["phi", "kind", "trial", "depth_mult", "width_mult", "resolution", "params",
-               "flops", "flops_ratio", "flops_matched", "test_mean", "test_std", "val_mean",
-               "n_seeds"]
-    done = frame[(frame["state"] == "complete") & frame["test_accuracy"].notna()]
-    if done.empty:
-        return pd.DataFrame(columns=columns)
-    groups = done.groupby("trial", sort=True)
-    table = groups.nth(0).set_index("trial")[columns[:2] + columns[3:10]]
-    table["test_mean"] = groups["test_accuracy"].mean()
-    table["test_std"] = groups["test_accuracy"].std(ddof=1)
-    table["val_mean"] = groups["val_accuracy"].mean()
-    table["n_seeds"] = groups["test_accuracy"].count().astype(int)
-    table = table.reset_index()
-    order = {k: i for i, k in enumerate(("baseline", *KINDS))}
-    table = table.assign(_order=table["kind"].map(order)).sort_values(["phi", "_order"])
-    return table[columns].reset_index(drop=True)
-
-
-def verdicts(table: pd.DataFrame, noise: float | None, tolerance: float = 0.03) -> list[dict]:
-    """Per phi: does compound beat the best single dimension by more than twice the standard
-    error (pooled seed noise)? As in the search, a win counts only at equal cost: a winner with
-    more than `tolerance` more FLOPs than the loser gets 'unequal'. Each entry: phi, answer
-    ('compound', a kind, 'tie', 'unequal', 'unknown'), difference, standard_error,
-    best_single_dimension and a sentence."""
-    out = []
-    for phi, rows in table[table["kind"] != "baseline"].groupby("phi", sort=True):
-        by_kind = {r["kind"]: r for _, r in rows.iterrows()}
-        entry = {"phi": float(phi), "answer": "unknown", "difference": None,
-                 "standard_error": None, "best_single_dimension": None}
-        singles = [by_kind[k] for k in SINGLE_DIMENSIONS if k in by_kind]
-        if "compound" not in by_kind or not singles:
-            missing = "compound network" if "compound" not in by_kind else "single dimension"
-            out.append({**entry, "text": f"phi {phi:g}: no finished {missing} yet."})
-            continue
-        compound = by_kind["compound"]
-        single = max(singles, key=lambda r: r["test_mean"])
-        difference = float(compound["test_mean"] - single["test_mean"])
-        head = (f"phi {phi:g} ({compound['flops_ratio']:.2f}x FLOPs): compound "
-                f"{compound['test_mean']:.1%} vs best single dimension ({single['kind']}"
-                f"{'' if single['flops_matched'] else ', off the FLOPs by more than the tolerance'}"
-                f") {single['test_mean']:.1%}: {difference * 100:+.1f} points")
-        entry.update(difference=difference, best_single_dimension=single["kind"])
-        if noise is None:
-            out.append({**entry, "text": f"{head}; seed noise unmeasured (one seed), so no "
-                                         "verdict."})
-            continue
-        error = noise * math.sqrt(1 / compound["n_seeds"] + 1 / single["n_seeds"])
-        entry["standard_error"] = error
-        tail = f"(standard error {error * 100:.1f} points)"
-        if difference > 2 * error:
-            answer, end = "compound", "compound scaling wins by more than the noise."
-        elif difference < -2 * error:
-            answer, end = single["kind"], f"scaling {single['kind']} alone wins by more than " \
-                                          "the noise."
-        else:
-            answer, end = "tie", "the difference is within the noise."
-        if answer != "tie":
-            winner, loser = (compound, single) if answer == "compound" else (single, compound)
-            if winner["flops_ratio"] > loser["flops_ratio"] * (1 + tolerance):
-                answer = "unequal"
-                end = (f"{end[:-1]}, but with {winner['flops_ratio'] / loser['flops_ratio']:.2f}x "
-                       "the other's FLOPs, so not a like-for-like result.")
-        out.append({**entry, "answer": answer, "text": f"{head} {tail}: {end}"})
-    return out
-
-
-def summarize(frame: pd.DataFrame, coefficients, seeds: int, tolerance: float = 0.03) -> dict:
-    """compare.json: the coefficients, the table, the noise and the verdicts."""
-    table = comparison_table(frame)
-    noise, dof = pooled_noise(frame, "test_accuracy")
-    records = json.loads(table.to_json(orient="records"))
+def summarize(frame: pd.DataFrame, meta: dict) -> dict:
+    """compare.json: per phi each strategy at the budget on the test split, the noise (pooled
+    over every network of the comparison) and the verdict against the search's best single
+    dimension."""
+    judged, noise, trained = results.judge(frame, "test")
+    opponent = meta.get("opponent")
+    at_budget, verdicts, table = {}, [], []
+    phis = sorted({float(p) for p in frame["phi"].dropna() if p > 0})
+    for phi in phis:
+        here = [j for j in judged if j.strategy.rows[0]["phi"] == phi]
+        best = {kind: results.best_of(here, kind) for kind in results.STRATEGIES}
+        at_budget[f"{phi:g}"] = {k: (j.entry("test") if j else None) for k, j in best.items()}
+        table += [{"phi": phi, **j.entry("test")} for j in here]
+        verdict = decision.decide(best["compound"], best.get(opponent), trained, noise,
+                                  more_seeds="--seeds")
+        verdict["text"] = f"phi {phi:g} ({best['compound'].strategy.budget:.2f}x FLOPs): " \
+            f"{verdict['text']}" if best["compound"] else f"phi {phi:g}: {verdict['text']}"
+        verdicts.append({"phi": phi, **verdict})
+    baseline = next((j.entry("test") for j in judged if j.strategy.kind == "baseline"), None)
+    strategies = results.strategies(frame, "test")
+    a, b, g = meta["coefficients"]
     return {
-        "coefficients": {"alpha": coefficients[0], "beta": coefficients[1],
-                         "gamma": coefficients[2]},
-        "seeds": seeds,
-        "phis": sorted({float(p) for p in frame["phi"].dropna() if p > 0}),
+        "coefficients": {"alpha": a, "beta": b, "gamma": g},
+        "seeds": meta["seeds"],
+        "phis": phis,
         "accuracy": "test",
-        "noise": {"test_seed_std": noise, "degrees_of_freedom": dof},
-        "table": records,
-        "verdicts": verdicts(table, noise, tolerance),
-        "off_budget": int((~table["flops_matched"].astype(bool)).sum()) if len(table) else 0,
+        "opponent": opponent,
+        "noise": results.noise_entry(noise),
+        "baseline": baseline,
+        "table": table,
+        "at_budget": at_budget,
+        "verdicts": verdicts,
+        "off_budget": sum(s.method == "off budget" for s in strategies),
     }
 
 
-def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict) -> list[Path]:
-    """compare.csv and compare.json in `folder`, each written atomically."""
-    return write_texts(folder, {CSV: frame.to_csv(index=False),
-                                SUMMARY: json.dumps(summary, indent=2) + "\n"})
-
-
-def export(study: optuna.Study, folder: Path) -> dict:
+def export(study, folder: Path) -> dict:
     """Rewrite compare.csv and compare.json from storage; returns the summary."""
-    frame = compare_rows(study.get_trials(deepcopy=False))
-    summary = summarize(frame, tuple(study.user_attrs["coefficients"]),
-                        study.user_attrs["seeds"],
-                        study.user_attrs.get("settings", {}).get("tolerance", 0.03))
+    frame = stage_rows(study)
+    summary = summarize(frame, study.user_attrs)
     summary["study"] = study.study_name
-    write_outputs(folder, frame, summary)
+    write_texts(folder, {CSV: results.csv_text(frame),
+                         SUMMARY: json.dumps(summary, indent=2) + "\n"})
     return summary

@@ -57,6 +57,10 @@ class TrainResult:
     # set size (ru_maxrss) at the end of the run, a process-wide high-water mark.
     peak_memory_bytes: int
     error: str | None = None  # why it failed
+    # Per image of the val (test) split, in its order: (N,) bool, whether the final model got
+    # it right; what the verdict's paired statistics need. None when not evaluated.
+    val_correct: torch.Tensor | None = None
+    test_correct: torch.Tensor | None = None
 
 
 def resolve_device(name: str) -> torch.device:

@@ -197,19 +197,23 @@ class Trainer:
         self.model.train()
 
     @torch.inference_mode()
-    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> float:
-        """Top-1 accuracy (fraction) over every image, eval mode, one sync at the end."""
+    def correct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(N,) bool on the CPU: whether the model, in eval mode, gets each image right."""
         self.model.eval()
         size = self.config.batch_size * EVAL_BATCH_FACTOR
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        hits = torch.empty(labels.shape[0], dtype=torch.bool, device=self.device)
         for start in range(0, labels.shape[0], size):
             x = eval_transform(images[start : start + size], self.resolution, self.data.mean,
                                self.data.std)
             with self.autocast():
                 logits = self.model(x)  # (b, classes)
-            correct += (logits.argmax(dim=1) == labels[start : start + size]).sum()
+            hits[start : start + size] = logits.argmax(dim=1) == labels[start : start + size]
         self.model.train()
-        return correct.item() / labels.shape[0]
+        return hits.cpu()  # one sync at the end
+
+    def evaluate(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Top-1 accuracy (fraction) over every image, eval mode."""
+        return self.correct(images, labels).float().mean().item()
 
 
 @dataclass
@@ -222,6 +226,8 @@ class _Progress:
     last_loss: float | None = None
     val_accuracy: float | None = None
     test_accuracy: float | None = None
+    val_correct: torch.Tensor | None = None
+    test_correct: torch.Tensor | None = None
     error: str | None = None
 
 
@@ -270,6 +276,8 @@ def train_model(
         state="failed" if progress.error else "complete",
         val_accuracy=None if progress.error else progress.val_accuracy,
         test_accuracy=None if progress.error else progress.test_accuracy,
+        val_correct=None if progress.error else progress.val_correct,
+        test_correct=None if progress.error else progress.test_correct,
         loss=None if progress.error else progress.last_loss,
         epochs=progress.epochs,
         seconds=time.perf_counter() - start,
@@ -319,13 +327,15 @@ def _train(
         progress.train_images += (trainer.steps_done - first_step) * config.batch_size
         progress.last_loss = sum(epoch_losses) / len(epoch_losses)
         trainer.recalibrate_batch_norm()
-        progress.val_accuracy = trainer.evaluate(trainer.data.val_images, trainer.data.val_labels)
+        progress.val_correct = trainer.correct(trainer.data.val_images, trainer.data.val_labels)
+        progress.val_accuracy = progress.val_correct.float().mean().item()
         progress.epochs = epoch
         if on_epoch is not None:
             on_epoch(epoch, progress.val_accuracy)
     if config.evaluate_test:
-        progress.test_accuracy = trainer.evaluate(trainer.data.test_images,
-                                                  trainer.data.test_labels)
+        progress.test_correct = trainer.correct(trainer.data.test_images,
+                                                trainer.data.test_labels)
+        progress.test_accuracy = progress.test_correct.float().mean().item()
 
 
 def _read_window(

@@ -1,107 +1,231 @@
-"""What a study found: per-model rows, the summary with its verdict, and the files they go to.
+"""What a stage of a study measured: per-run rows, the networks, the strategies at the budget.
 
-`trial_rows` turns stored trials into one row per trained model (candidate x seed), the rows of
-``trials.csv``; `summarize` reduces them to ``summary.json``: the best compound candidate, the
-baseline, the best of each single dimension, the seed noise and a plain verdict. Pure
-functions of the trials; `write_outputs` is the only one that touches files.
+`trial_rows` turns stored trials into one row per trained run (network x seed), the rows of
+``trials.csv`` (and ``compare.csv``, ``confirm.csv``). Pure functions of those rows give the
+rest:
 
-Noise: the pooled standard deviation over seeds of every candidate trained more than once (the
-baseline always is). The difference between two candidates is called real when it exceeds
-twice its standard error, sqrt(s^2/n1 + s^2/n2) with the pooled s, and it counts as a win
-only at equal cost: a winner that used more FLOPs than the loser beyond the matching tolerance
-(rounding can keep a corner off the budget) gets the answer "unequal", never a win.
+- `network_runs`: each distinct network's per-seed, per-image correctness on one split (a
+  network trained by two trials counts once: the lower-numbered trial's runs);
+- `strategies`: each candidate (a point of the search, or a strategy of a comparison) with the
+  networks it is judged by: one network at the budget, or two that bracket it with the weights
+  that interpolate its accuracy at the budget linearly in log FLOPs;
+- `judge`: every complete strategy's accuracy at the budget with its standard error
+  (`scalesearch.verdict.stats`: seed noise pooled over the networks, paired image noise).
+
+`search_summary` reduces a search to ``summary.json``; `write_outputs` is the only function
+that touches files.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from scalesearch.search.trials import dropped
+from scalesearch.store.bits import unpack
 from scalesearch.store.files import write_texts
+from scalesearch.verdict import stats
 
 COLUMNS = (
-    "trial", "kind", "seed", "alpha", "beta", "gamma", "phi", "depth_share", "width_share",
-    "resolution_share", "depth_mult", "width_mult", "resolution", "params", "flops",
-    "activations", "flops_ratio", "flops_matched", "val_accuracy", "loss", "state", "seconds",
-    "epochs", "images_per_second", "peak_memory_bytes", "error", "worker", "rerun_of",
+    "trial", "candidate", "kind", "bracket", "seed", "training_seed", "alpha", "beta", "gamma",
+    "phi",
+    "depth_share", "width_share", "resolution_share", "depth_mult", "width_mult", "resolution",
+    "params", "flops", "activations", "flops_ratio", "budget", "flops_matched", "val_accuracy",
+    "loss", "state", "seconds", "epochs", "images_per_second", "peak_memory_bytes", "error",
+    "worker", "rerun_of", "reuses", "network",
 )
+# Kept with the rows for the statistics, left out of the CSV files (one bit per image).
+CORRECTNESS = ("val_correct", "test_correct")
 SINGLE_DIMENSIONS = ("depth", "width", "resolution")
+STRATEGIES = ("compound", *SINGLE_DIMENSIONS)
+RUN_KEYS = ("seed", "training_seed", "val_accuracy", "loss", "seconds", "epochs",
+            "images_per_second", "peak_memory_bytes", "error", "test_accuracy", *CORRECTNESS)
+ON_BUDGET = ("matched", "interpolated")
 
 
-def trial_rows(trials: list[FrozenTrial]) -> pd.DataFrame:
-    """One row per trained model (a candidate with one seed), columns `COLUMNS`.
+def trial_rows(trials: list[FrozenTrial], extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per trained run (a network with one seed): columns `COLUMNS`, then `extra`
+    (per-trial or per-run keys such as ``test_accuracy``), then `CORRECTNESS`.
 
-    Surplus trials and duplicates (a network already trained) are left out, and so is a trial
-    that was re-run (its re-run carries the
-    seeds it had finished); a candidate rejected before training (infeasible) gets one row
-    with state "infeasible"; a trial whose worker is still training shows its finished seeds.
-    """
+    Left out: surplus trials and duplicates, and a trial that was re-run (its re-run carries the
+    seeds it had finished). A network rejected before training (infeasible) gets one row with
+    state "infeasible"; a trial whose network another trial trains gets one row with state
+    "reused" and the other's number in ``reuses``; a trial still training shows its finished
+    seeds."""
+    columns = [*COLUMNS, *(c for c in extra if c not in COLUMNS), *CORRECTNESS]
     rows = []
-    superseded = {t.user_attrs["rerun_of"] for t in trials
-                  if "rerun_of" in t.user_attrs}
+    superseded = {t.user_attrs["rerun_of"] for t in trials if "rerun_of" in t.user_attrs}
     for t in trials:
         attrs = t.user_attrs
         if t.number in superseded or dropped(attrs) or "flops" not in attrs:
             continue
-        base = {c: attrs.get(c) for c in COLUMNS if c in attrs}
-        base["trial"] = t.number
-        base["worker"] = attrs.get("worker")
-        base["rerun_of"] = attrs.get("rerun_of")
+        base = {c: attrs.get(c) for c in columns if c in attrs and c not in RUN_KEYS}
+        base.update(trial=t.number, worker=attrs.get("worker"), rerun_of=attrs.get("rerun_of"))
         if "infeasible" in attrs:
             rows.append({**base, "state": "infeasible", "error": attrs["infeasible"]})
             continue
+        if "same_network_as" in attrs:
+            rows.append({**base, "state": "reused", "reuses": attrs["same_network_as"]})
+            continue
         for run in attrs.get("runs", []):
-            state = run["state"]
-            if t.state == TrialState.PRUNED:
-                state = "pruned"
-            rows.append({**base, **{k: run.get(k) for k in (
-                "seed", "val_accuracy", "loss", "seconds", "epochs", "images_per_second",
-                "peak_memory_bytes", "error")}, "state": state})
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+            state = "pruned" if t.state == TrialState.PRUNED else run["state"]
+            rows.append({**base, **{k: run.get(k) for k in RUN_KEYS if k in columns},
+                         "state": state})
+    frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(["trial", "seed"], kind="stable").reset_index(drop=True)
 
 
-def candidates(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per candidate with complete seeds: mean, std (ddof 1) and count of accuracy."""
-    done = frame[(frame["state"] == "complete") & frame["val_accuracy"].notna()]
-    if done.empty:
-        return pd.DataFrame(columns=[*COLUMNS[:18], "val_accuracy_mean", "val_accuracy_std",
-                                     "n_seeds"])
-    groups = done.groupby("trial", sort=True)
-    table = groups.nth(0)[list(COLUMNS[:18])].set_index("trial")
-    table["val_accuracy_mean"] = groups["val_accuracy"].mean()
-    table["val_accuracy_std"] = groups["val_accuracy"].std(ddof=1)
-    table["n_seeds"] = groups["val_accuracy"].count()
-    return table.reset_index()
+def csv_text(frame: pd.DataFrame) -> str:
+    """The rows as CSV, without the per-image correctness."""
+    return frame.drop(columns=[c for c in CORRECTNESS if c in frame.columns]).to_csv(index=False)
 
 
-def pooled_noise(frame: pd.DataFrame, column: str = "val_accuracy") -> tuple[float | None, int]:
-    """Pooled seed standard deviation of `column` and its degrees of freedom (None, 0 if
-    unmeasured)."""
-    done = frame[(frame["state"] == "complete") & frame[column].notna()]
-    squares, dof = 0.0, 0
-    for _, group in done.groupby("trial"):
-        if len(group) > 1:
-            squares += float(((group[column] - group[column].mean()) ** 2).sum())
-            dof += len(group) - 1
-    return (math.sqrt(squares / dof), dof) if dof else (None, 0)
+def _complete(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    return frame[(frame["state"] == "complete") & frame[column].notna()]
 
 
-def _entry(row: pd.Series | None) -> dict | None:
-    if row is None:
-        return None
-    keys = ("trial", "kind", "alpha", "beta", "gamma", "phi", "depth_mult", "width_mult",
-            "resolution", "params", "flops", "flops_ratio", "flops_matched")
-    out = {k: _plain(row[k]) for k in keys}
-    out["val_accuracy"] = _plain(row["val_accuracy_mean"])
-    out["val_accuracy_std"] = _plain(row["val_accuracy_std"])
-    out["n_seeds"] = int(row["n_seeds"])
+def network_runs(frame: pd.DataFrame, split: str = "val") -> dict[str, np.ndarray]:
+    """Network key -> (seeds, images) bool matrix of its complete runs on `split`, from the
+    lowest-numbered trial that trained it."""
+    column = f"{split}_correct"
+    done = _complete(frame, column)
+    out: dict[str, np.ndarray] = {}
+    for (_, key), group in done.groupby(["trial", "network"], sort=True):
+        if key not in out:
+            out[key] = np.stack([unpack(text) for text in group[column]])
     return out
+
+
+@dataclass
+class Strategy:
+    """A candidate judged at its budget: its networks and how they combine."""
+
+    candidate: int
+    kind: str
+    budget: float
+    method: str  # "matched", "interpolated", "off budget", "baseline", or "incomplete"
+    rows: list[dict]  # one per network (the first row of its trial), lower network first
+    terms: list[tuple[float, str]] = field(default_factory=list)  # (weight, network key)
+
+    @property
+    def trials(self) -> list[int]:
+        return [int(r["trial"]) for r in self.rows]
+
+    @property
+    def nearest(self) -> dict:
+        """The row of the network closest to the budget."""
+        return min(self.rows, key=lambda r: abs(math.log(r["flops_ratio"] / self.budget)))
+
+
+def strategies(frame: pd.DataFrame, split: str = "val",
+               trained: dict[str, np.ndarray] | None = None) -> list[Strategy]:
+    """Every candidate of the rows, with the networks that judge it at its budget (see the
+    module docstring); "incomplete" until each of those networks has a complete run."""
+    trained = network_runs(frame, split) if trained is None else trained
+    groups: dict[int, list[dict]] = {}
+    for row in frame.drop_duplicates("trial").to_dict("records"):
+        groups.setdefault(int(row["candidate"]), []).append(row)
+    out = []
+    for candidate, firsts in sorted(groups.items()):
+        kind = firsts[0]["kind"]
+        budget = float(firsts[0]["budget"]) if pd.notna(firsts[0]["budget"]) else math.nan
+        brackets = {r["bracket"]: r for r in firsts}
+        if kind == "baseline":
+            rows, method, weights = [firsts[0]], "baseline", [1.0]
+        elif "lower" in brackets or "upper" in brackets:
+            rows = [brackets[b] for b in ("lower", "upper") if b in brackets]
+            method = "interpolated" if len(rows) == 2 else "incomplete"
+            weights = (stats.interpolation_weights([r["flops_ratio"] for r in rows], budget)
+                       if len(rows) == 2 else [])
+        else:
+            rows = [firsts[0]]
+            method = firsts[0]["bracket"] or "matched"
+            weights = [1.0]
+        if any(r["network"] not in trained for r in rows):
+            method = "incomplete"
+        terms = [(w, r["network"]) for w, r in zip(weights, rows)]
+        out.append(Strategy(candidate, kind, budget, method, rows, terms))
+    return out
+
+
+@dataclass
+class Judged:
+    """A strategy's accuracy at the budget."""
+
+    strategy: Strategy
+    estimate: stats.Estimate
+
+    def entry(self, split: str = "val") -> dict:
+        """The summary's record of it: what, how judged, how accurate (``<split>_accuracy``)."""
+        s, e = self.strategy, self.estimate
+        near = s.nearest
+        out = {key: _plain(near.get(key)) for key in (
+            "kind", "alpha", "beta", "gamma", "depth_share", "width_share", "resolution_share",
+            "depth_mult", "width_mult", "resolution", "params", "flops", "flops_ratio")}
+        out.update({"candidate": s.candidate, "method": s.method, "trials": s.trials,
+                    "budget": s.budget, f"{split}_accuracy": e.value,
+                    "standard_error": e.standard_error})
+        out["networks"] = [{"trial": int(r["trial"]), "weight": w,
+                            **{k: _plain(r[k]) for k in ("depth_mult", "width_mult",
+                                                         "resolution", "flops_ratio")}}
+                           for (w, _), r in zip(s.terms, s.rows)]
+        return out
+
+
+def judge(frame: pd.DataFrame, split: str = "val") -> tuple[list[Judged], stats.SeedNoise,
+                                                          dict[str, np.ndarray]]:
+    """Every complete strategy's estimate at its budget, the pooled seed noise, the networks."""
+    trained = network_runs(frame, split)
+    noise = stats.seed_noise(trained)
+    judged = [Judged(s, stats.estimate(s.terms, trained, noise))
+              for s in strategies(frame, split, trained)
+              if s.method in (*ON_BUDGET, "baseline")]
+    return judged, noise, trained
+
+
+def best_of(judged: list[Judged], kind: str) -> Judged | None:
+    """The judged strategy of `kind` on the budget with the highest estimate (never one that
+    is off the budget)."""
+    pool = [j for j in judged if j.strategy.kind == kind and j.strategy.method in ON_BUDGET]
+    return max(pool, key=lambda j: j.estimate.value) if pool else None
+
+
+def noise_entry(noise: stats.SeedNoise) -> dict:
+    return {"seed_std": noise.seed_std if noise.measured else None,
+            "degrees_of_freedom": noise.degrees_of_freedom, "images": noise.images}
+
+
+PENDING = {"answer": "undecided", "text": "No verdict yet: the confirmation on fresh seeds runs "
+           "once the search is complete."}
+
+
+def search_summary(frame: pd.DataFrame, budget: float) -> dict:
+    """summary.json of a search: the best compound candidate at the budget, each single
+    dimension at the budget, the baseline, the seed noise. The verdict comes from the
+    confirmation (`scalesearch.stages.confirm`); until then it is `PENDING`."""
+    judged, noise, _ = judge(frame, "val")
+    at_budget = {}
+    for kind in STRATEGIES:
+        found = best_of(judged, kind)
+        at_budget[kind] = found.entry("val") if found else None
+    baseline = next((j.entry("val") for j in judged if j.strategy.kind == "baseline"), None)
+    return {
+        "budget": budget,
+        "accuracy": "val",
+        "best": at_budget["compound"],
+        "baseline": baseline,
+        "at_budget": at_budget,
+        "noise": noise_entry(noise),
+        "trained_models": int((frame["state"] == "complete").sum()),
+        "candidates": len(strategies(frame)),
+        "verdict": dict(PENDING),
+    }
 
 
 def _plain(value):
@@ -114,84 +238,8 @@ def _plain(value):
     return value
 
 
-def _best(table: pd.DataFrame, kind: str) -> pd.Series | None:
-    rows = table[table["kind"] == kind]
-    if rows.empty:
-        return None
-    return rows.loc[rows["val_accuracy_mean"].idxmax()]
-
-
-def summarize(frame: pd.DataFrame, budget: float, tolerance: float = 0.03) -> dict:
-    """The study's answer; see the module docstring for how noise and the verdict are made."""
-    table = candidates(frame)
-    best = _best(table, "compound")
-    singles = {kind: _entry(_best(table, kind)) for kind in SINGLE_DIMENSIONS}
-    noise, dof = pooled_noise(frame)
-    summary = {
-        "budget": budget,
-        "best": _entry(best),
-        "baseline": _entry(_best(table, "baseline")),
-        "single_dimension": singles,
-        "noise": {"seed_std": noise, "degrees_of_freedom": dof},
-        "trained_models": int((frame["state"] == "complete").sum()),
-        "candidates": int(len(table)),
-    }
-    summary["verdict"] = verdict(summary["best"], singles, noise, tolerance)
-    return summary
-
-
-def verdict(
-    best: dict | None, singles: dict, noise: float | None, tolerance: float = 0.03
-) -> dict:
-    """Does the best compound candidate beat the best single dimension by more than noise?
-
-    A win counts only at equal cost: when the winner used more than ``tolerance`` more FLOPs
-    than the loser (rounding kept one of them off the budget), the answer is "unequal"."""
-    measured = {k: v for k, v in singles.items() if v is not None}
-    if best is None or not measured:
-        missing = "compound candidate" if best is None else "single-dimension corner"
-        return {"answer": "unknown", "text": f"No finished {missing} yet, so no verdict."}
-    kind, single = max(measured.items(), key=lambda item: item[1]["val_accuracy"])
-    difference = best["val_accuracy"] - single["val_accuracy"]
-    result = {"best_single_dimension": kind, "difference": difference, "standard_error": None}
-    head = (f"Best compound (alpha {best['alpha']:.3f}, beta {best['beta']:.3f}, gamma "
-            f"{best['gamma']:.3f}){_off(best)} {best['val_accuracy']:.1%} vs best single "
-            f"dimension ({kind}){_off(single)} {single['val_accuracy']:.1%}: "
-            f"{difference * 100:+.1f} points")
-    if noise is None:
-        return {**result, "answer": "unknown",
-                "text": f"{head}; seed noise unmeasured, so no verdict."}
-    error = noise * math.sqrt(1 / best["n_seeds"] + 1 / single["n_seeds"])
-    result["standard_error"] = error
-    tail = f"(seed noise {noise * 100:.1f} points, standard error {error * 100:.1f})"
-    if abs(difference) <= 2 * error:
-        return {**result, "answer": "tie",
-                "text": f"{head} {tail}. The difference is within the noise: add --seeds or "
-                        "epochs to tell them apart."}
-    winner, loser, name = ((best, single, "Compound scaling") if difference > 0
-                           else (single, best, f"Scaling {kind} alone"))
-    if winner["flops"] > loser["flops"] * (1 + tolerance):
-        return {**result, "answer": "unequal",
-                "text": f"{head} {tail}. {name} wins by more than the noise, but with "
-                        f"{winner['flops'] / loser['flops']:.2f}x the FLOPs of the other, so "
-                        "this is not a like-for-like result (rounding kept one of them off "
-                        "the budget; a larger --base-resolution gives finer steps)."}
-    answer = "compound" if difference > 0 else kind
-    return {**result, "answer": answer,
-            "text": f"{head} {tail}. {name} wins by more than the noise."}
-
-
-def _off(entry: dict) -> str:
-    """A warning for a candidate whose FLOPs could not be brought to the budget."""
-    matched = entry.get("flops_matched")
-    if matched is not None and not bool(matched):
-        return f" [off budget: {entry['flops_ratio']:.2f}x FLOPs]"
-    return ""
-
-
-def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict) -> list[Path]:
-    """trials.csv and summary.json in `folder`, each written atomically."""
-    return write_texts(folder, {"trials.csv": frame.to_csv(index=False),
-                                "summary.json": json.dumps(summary, indent=2) + "\n"})
-
-
+def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict, csv: str = "trials.csv",
+                  summary_name: str = "summary.json") -> list[Path]:
+    """The rows (without per-image correctness) and the summary in `folder`, atomically."""
+    return write_texts(folder, {csv: csv_text(frame),
+                                summary_name: json.dumps(summary, indent=2) + "\n"})

@@ -33,6 +33,7 @@ Pure functions of numpy arrays; scipy only for the t distribution.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LEVEL = 0.05  # two-sided test level of every verdict
+ROUNDING = 1e-15  # variances below this are float rounding of an exact zero
 POWER_Z = 0.8416  # z of 80% power, for the detectable difference
 
 Terms = Sequence[tuple[float, str]]  # (weight, network key)
@@ -65,10 +67,7 @@ class SeedNoise:
         agree by chance, or to the last image, do not make training noise vanish."""
         if not self.measured:
             return 0.0
-        from scipy.stats import chi2
-
-        floor = chi2.ppf(0.05, self.degrees_of_freedom) / self.degrees_of_freedom
-        return max(self.between, floor * self.interaction / self.images)
+        return max(self.between, _floor(self.degrees_of_freedom) * self.interaction / self.images)
 
     @property
     def seed_std(self) -> float:
@@ -77,6 +76,14 @@ class SeedNoise:
 
 
 NO_NOISE = SeedNoise(0.0, 0.0, 0, 0)
+
+
+@functools.lru_cache(maxsize=256)
+def _floor(dof: int) -> float:
+    """chi2_0.05(dof) / dof: the 5th percentile of a variance estimate over its mean."""
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(0.05, dof) / dof)
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,9 @@ def _seed_parts(matrix: np.ndarray) -> tuple[float, float]:
     per_image = matrix.mean(axis=0)  # (n,)
     residual = matrix - per_image[None, :] - accuracy[:, None] + matrix.mean()
     interaction = float((residual**2).sum() / ((k - 1) * (n - 1))) if n > 1 else 0.0
-    return between, interaction
+    # Rounding leaves ~1e-34 where seeds agree exactly; that is zero, not a tiny spread.
+    return (between if between > ROUNDING else 0.0,
+            interaction if interaction > ROUNDING else 0.0)
 
 
 def seed_noise(networks: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> SeedNoise:
@@ -195,12 +204,14 @@ def estimate(terms: Terms, networks: Mapping[str, np.ndarray], noise: SeedNoise)
     n = sizes.pop()
     scores = sum(w * matrices[key].mean(axis=0) for key, w in weights.items())  # (n,)
     value = float(scores.mean())
+    value = 0.0 if abs(value) < ROUNDING else value
     per_seed = sum(w**2 / matrices[key].shape[0] for key, w in weights.items())
     seed_var = noise.run_variance * per_seed if noise.measured else 0.0
     image_var = 0.0
     if n > 1:
         flips = noise.interaction * per_seed if noise.measured else 0.0
-        image_var = max(0.0, float(scores.var(ddof=1)) - flips) / n
+        spread = float(scores.var(ddof=1))
+        image_var = max(0.0, (spread if spread > ROUNDING else 0.0) - flips) / n
     total = image_var + seed_var
     if total <= 0:
         return Estimate(value, 0.0, math.inf, 0.0, 0.0)
@@ -228,20 +239,3 @@ def interpolation_weights(ratios: Sequence[float], target: float) -> list[float]
         raise ValueError(f"{target} is not between {low} and {high}")
     upper = (math.log(target) - math.log(low)) / (math.log(high) - math.log(low))
     return [1.0 - upper, upper]
-
-
-def pack(correct: np.ndarray | Sequence[bool]) -> str:
-    """Per-image correctness as a compact text (base64 of packed bits, then ':' and n)."""
-    import base64
-
-    bits = np.asarray(correct, dtype=bool)
-    return base64.b64encode(np.packbits(bits).tobytes()).decode("ascii") + f":{bits.size}"
-
-
-def unpack(text: str) -> np.ndarray:
-    """The inverse of `pack`: a bool vector."""
-    import base64
-
-    body, _, size = text.rpartition(":")
-    raw = np.frombuffer(base64.b64decode(body), dtype=np.uint8)
-    return np.unpackbits(raw)[: int(size)].astype(bool)

@@ -1,0 +1,194 @@
+"""The statistics of a verdict (scalesearch.verdict.stats): seed noise pooled over networks,
+paired image noise, interpolation weights, and a test that is calibrated under the null."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scalesearch.store.bits import pack, unpack
+from scalesearch.verdict import stats
+
+
+def matrices(draw, networks: int, seeds: int, images: int) -> dict[str, np.ndarray]:
+    return {f"n{i}": np.array(draw(st.lists(st.lists(st.booleans(), min_size=images,
+                                                     max_size=images),
+                                            min_size=seeds, max_size=seeds)))
+            for i in range(networks)}
+
+
+@st.composite
+def studies(draw, least_seeds: int = 1):
+    networks = draw(st.integers(2, 4))
+    seeds = draw(st.integers(least_seeds, 3))
+    images = draw(st.integers(5, 40))
+    return matrices(draw, networks, seeds, images)
+
+
+def direct_noise(nets: dict[str, np.ndarray]) -> tuple[float, float, int]:
+    """Pooled between-seed variance and interaction mean square, computed the long way."""
+    between = interaction = 0.0
+    dof = 0
+    for m in nets.values():
+        m = m.astype(float)
+        k, n = m.shape
+        if k < 2:
+            continue
+        acc = m.mean(axis=1)
+        between += sum((a - acc.mean()) ** 2 for a in acc)
+        cell = 0.0
+        for s in range(k):
+            for i in range(n):
+                cell += (m[s, i] - m[:, i].mean() - acc[s] + m.mean()) ** 2
+        interaction += cell / (n - 1)
+        dof += k - 1
+    return between / dof, interaction / dof, dof
+
+
+@settings(max_examples=40, deadline=None)
+@given(studies(least_seeds=2))
+def test_pooled_seed_noise_equals_a_direct_computation(nets):
+    noise = stats.seed_noise(nets)
+    between, interaction, dof = direct_noise(nets)
+    assert noise.degrees_of_freedom == dof
+    assert noise.between == pytest.approx(between, abs=1e-12)
+    assert noise.interaction == pytest.approx(interaction, abs=1e-12)
+
+
+def test_networks_trained_once_add_no_seed_noise():
+    nets = {"a": np.array([[1, 0, 1, 1]]), "b": np.array([[1, 1, 0, 0], [0, 1, 0, 1]])}
+    noise = stats.seed_noise(nets)
+    assert noise.degrees_of_freedom == 1
+    assert noise.between == pytest.approx(np.var([0.5, 0.5], ddof=1))
+    assert not stats.seed_noise({"a": np.ones((1, 5))}).measured
+
+
+def test_one_network_estimate_is_the_crossed_design_variance():
+    rng = np.random.default_rng(3)
+    m = rng.random((3, 50)) < 0.4
+    noise = stats.seed_noise({"a": m})
+    est = stats.estimate([(1.0, "a")], {"a": m}, noise)
+    n = 50
+    per_image = m.mean(axis=0)
+    image_part = max(0.0, per_image.var(ddof=1) - noise.interaction / 3) / n
+    assert est.value == pytest.approx(m.mean())
+    assert est.standard_error == pytest.approx(math.sqrt(image_part + noise.run_variance / 3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(studies(), st.floats(0.0, 1.0))
+def test_a_difference_is_antisymmetric(nets, weight):
+    keys = sorted(nets)
+    noise = stats.seed_noise(nets)
+    first = [(weight, keys[0]), (1 - weight, keys[1])] if len(keys) > 2 else [(1.0, keys[0])]
+    second = [(1.0, keys[-1])]
+    ab = stats.difference(first, second, nets, noise)
+    ba = stats.difference(second, first, nets, noise)
+    assert ab.value == pytest.approx(-ba.value, abs=1e-12)
+    assert ab.standard_error == pytest.approx(ba.standard_error)
+    assert ab.p_value == pytest.approx(ba.p_value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(studies(), st.randoms(use_true_random=False))
+def test_relabelling_networks_and_reordering_images_changes_nothing(nets, random):
+    keys = sorted(nets)
+    order = list(range(next(iter(nets.values())).shape[1]))
+    random.shuffle(order)
+    names = {k: f"renamed-{i}" for i, k in enumerate(random.sample(keys, len(keys)))}
+    moved = {names[k]: m[:, order] for k, m in nets.items()}
+    a = stats.difference([(1, keys[0])], [(1, keys[1])], nets, stats.seed_noise(nets))
+    b = stats.difference([(1, names[keys[0]])], [(1, names[keys[1]])], moved,
+                         stats.seed_noise(moved))
+    assert (a.value, a.standard_error) == pytest.approx((b.value, b.standard_error))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(200, 3000), st.integers(0, 4), st.integers(2, 4), st.integers(2, 3),
+       st.floats(0.1, 0.9))
+def test_zero_seed_spread_and_a_few_images_is_never_a_win(n, differ, seeds, networks, level):
+    # Every seed of every network agrees to the last image (zero seed spread); the two
+    # networks compared differ on `differ` images, all in favour of the first.
+    base = np.zeros(n, dtype=bool)
+    base[: int(level * n)] = True
+    better = base.copy()
+    better[int(level * n): int(level * n) + differ] = True
+    nets = {"a": np.tile(better, (seeds, 1)), "b": np.tile(base, (seeds, 1))}
+    for extra in range(networks - 2):
+        nets[f"x{extra}"] = np.tile(base, (seeds, 1))
+    noise = stats.seed_noise(nets)
+    assert noise.between == 0.0
+    diff = stats.difference([(1, "a")], [(1, "b")], nets, noise)
+    assert diff.p_value >= stats.LEVEL
+
+
+@pytest.mark.parametrize("differ", [1, 2, 3, 4])
+def test_agreeing_seeds_still_carry_the_image_flip_noise(differ):
+    # Two seeds with the same accuracy (spread 0) that flip different images; the other
+    # network is the same with `differ` more images right. The flips keep the standard
+    # error above zero, and a few images are not a win.
+    rng = np.random.default_rng(0)
+    a = np.zeros((2, 1000), dtype=bool)
+    a[0] = rng.random(1000) < 0.3
+    a[1] = np.roll(a[0], 7)  # same accuracy, other images
+    b = a.copy()
+    wrong = np.flatnonzero(~(a[0] | a[1]))[:differ]
+    b[:, wrong] = True
+    noise = stats.seed_noise({"a": a, "b": b})
+    assert noise.between == 0.0 and noise.run_variance > 0
+    diff = stats.difference([(1, "b")], [(1, "a")], {"a": a, "b": b}, noise)
+    assert diff.value == pytest.approx(differ / 1000)
+    assert diff.standard_error > 0 and diff.p_value >= stats.LEVEL
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.3, 3.0), st.floats(1.01, 3.0), st.floats(0.01, 0.99))
+def test_interpolation_weights_hit_the_budget_in_log_flops(low, factor, where):
+    high = low * factor
+    target = math.exp(math.log(low) + where * (math.log(high) - math.log(low)))
+    w_low, w_high = stats.interpolation_weights([low, high], target)
+    assert w_low + w_high == pytest.approx(1.0)
+    assert 0 < w_high < 1
+    assert w_low * math.log(low) + w_high * math.log(high) == pytest.approx(math.log(target))
+    assert w_high == pytest.approx(where)
+
+
+def test_interpolation_outside_the_bracket_is_refused():
+    with pytest.raises(ValueError):
+        stats.interpolation_weights([1.0, 2.0], 2.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.booleans(), min_size=0, max_size=300))
+def test_correctness_packs_and_unpacks(bits):
+    assert unpack(pack(bits)).tolist() == bits
+
+
+def simulated_false_wins(studies: int, seeds: int, shift: float, seed: int) -> float:
+    """Two equal networks per study, judged on the same 1,000 images: share of p < 5%."""
+    rng = np.random.default_rng(seed)
+    wins = 0
+    for _ in range(studies):
+        q = np.clip(rng.beta(0.9, 1.1, size=1000), 1e-3, 1 - 1e-3)
+        logit = np.log(q / (1 - q))
+
+        def network(logit=logit):
+            shifts = rng.normal(0, shift, size=(seeds, 1))
+            return rng.random((seeds, 1000)) < 1 / (1 + np.exp(-(logit + shifts)))
+
+        nets = {"a": network(), "b": network(), "c": network()}
+        diff = stats.difference([(1, "a")], [(0.5, "b"), (0.5, "c")], nets,
+                                stats.seed_noise(nets))
+        wins += diff.p_value < stats.LEVEL
+    return wins / studies
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_the_test_is_calibrated_under_the_null(shift):
+    # Binomial 99% band around 5% for 600 studies is about 2.6% to 7.4%.
+    rate = simulated_false_wins(600, seeds=2, shift=shift, seed=1)
+    assert 0.02 <= rate <= 0.075, rate

@@ -1,0 +1,270 @@
+"""From stored trials to the verdict (scalesearch.verdict.results, .decision, the confirmation's
+plan): rows, networks trained once, strategies at the budget, and a rule that is symmetric,
+never wins on zero information, and reuses no seed."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import optuna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from optuna.trial import TrialState, create_trial
+
+from scalesearch.search.objective import (
+    MAX_SEEDS,
+    STAGE_SEEDS,
+    same_candidate,
+    same_network,
+    training_seed,
+)
+from scalesearch.stages import confirm
+from scalesearch.store.bits import pack
+from scalesearch.verdict import decision, results, stats
+
+N = 400  # evaluation images of the constructed studies
+
+
+def network(kind, candidate, bracket, ratio, key, budget=2.0, **extra):
+    shares = {"depth": (1, 0, 0), "width": (0, 1, 0), "resolution": (0, 0, 1),
+              "baseline": (0, 0, 0)}.get(kind, (0.5, 0.25, 0.25))
+    return {"kind": kind, "candidate": candidate, "bracket": bracket, "budget": budget,
+            "network": key, "flops_ratio": ratio, "flops": int(ratio * 1000), "params": 10,
+            "activations": 10, "alpha": 1.0 + shares[0], "beta": 1.0, "gamma": 1.0,
+            "phi": 1.0, "depth_share": shares[0], "width_share": shares[1],
+            "resolution_share": shares[2], "depth_mult": 0.5, "width_mult": 0.5,
+            "resolution": 40, "flops_matched": bracket == "matched", **extra}
+
+
+def runs(correct_rows, split="val"):
+    return [{"seed": s, "state": "complete", f"{split}_accuracy": float(np.mean(c)),
+             "val_accuracy": float(np.mean(c)), f"{split}_correct": pack(c)}
+            for s, c in enumerate(correct_rows)]
+
+
+def trial(number, attrs, correct_rows=None, state=TrialState.COMPLETE, split="val", **extra):
+    attrs = {**attrs, **extra}
+    if correct_rows is not None:
+        attrs["runs"] = runs(correct_rows, split)
+    value = (float(np.mean([np.mean(c) for c in correct_rows]))
+             if correct_rows is not None and state == TrialState.COMPLETE else None)
+    t = create_trial(state=state, value=value, user_attrs=attrs)
+    t.number = number
+    return t
+
+
+def accurate(rng, accuracy, seeds=1):
+    return [rng.random(N) < accuracy for _ in range(seeds)]
+
+
+def study_trials(rng, accuracies):
+    """A search: baseline, three corners (depth and resolution bracketed), two compound."""
+    a = accuracies
+    return [
+        trial(0, network("baseline", 0, "matched", 1.0, "base", budget=2.0),
+              accurate(rng, a["baseline"], 2)),
+        trial(1, network("depth", 1, "lower", 1.6, "d-lo"), accurate(rng, a["depth"])),
+        trial(2, network("width", 2, "matched", 2.0, "w"), accurate(rng, a["width"])),
+        trial(3, network("resolution", 3, "lower", 1.7, "r-lo"), accurate(rng, a["resolution"])),
+        trial(4, network("depth", 1, "upper", 2.4, "d-hi"), accurate(rng, a["depth"])),
+        trial(5, network("resolution", 3, "upper", 2.5, "r-hi"), accurate(rng, a["resolution"])),
+        trial(6, network("compound", 6, "matched", 2.02, "c6"), accurate(rng, a["c6"])),
+        trial(7, network("compound", 7, "matched", 1.99, "c7"), accurate(rng, a["c7"])),
+    ]
+
+
+def test_rows_leave_out_superseded_and_dropped_trials_and_point_to_reused_networks():
+    rng = np.random.default_rng(0)
+    trials = [
+        trial(0, network("baseline", 0, "matched", 1.0, "base"), accurate(rng, 0.3, 2)),
+        trial(1, network("compound", 1, "matched", 2.0, "x"), accurate(rng, 0.3, 1),
+              state=TrialState.FAIL),
+        trial(2, network("compound", 1, "matched", 2.0, "x"), accurate(rng, 0.3, 2),
+              rerun_of=1),
+        trial(3, network("compound", 3, "matched", 2.0, "x"), state=TrialState.PRUNED,
+              same_network_as=2),
+        trial(4, network("compound", 4, "matched", 2.0, "y"), state=TrialState.PRUNED,
+              duplicate_of=2),
+        trial(5, network("compound", 5, "matched", 2.0, "z"), state=TrialState.PRUNED,
+              infeasible="params 9 > 5"),
+    ]
+    frame = results.trial_rows(trials)
+    assert 1 not in set(frame["trial"])  # its re-run carries its seeds
+    assert 4 not in set(frame["trial"])  # a duplicate candidate is dropped
+    assert frame[frame["trial"] == 2]["seed"].tolist() == [0, 1]
+    assert frame[frame["trial"] == 3]["state"].tolist() == ["reused"]
+    assert frame[frame["trial"] == 3]["reuses"].tolist() == [2]
+    assert frame[frame["trial"] == 5]["state"].tolist() == ["infeasible"]
+    trained = results.network_runs(frame)
+    assert set(trained) == {"base", "x"} and trained["x"].shape == (2, N)
+    # The reused candidate is judged by the network trial 2 trained: the same estimate.
+    judged, _, _ = results.judge(frame)
+    by_candidate = {j.strategy.candidate: j.estimate.value for j in judged}
+    assert by_candidate[3] == by_candidate[1]
+    assert "val_correct" not in results.csv_text(frame).splitlines()[0]
+
+
+def test_a_bracketed_strategy_is_interpolated_and_incomplete_until_both_networks_ran():
+    rng = np.random.default_rng(1)
+    trials = study_trials(rng, {"baseline": 0.3, "depth": 0.3, "width": 0.3, "resolution": 0.3,
+                                "c6": 0.3, "c7": 0.3})
+    found = {s.candidate: s for s in results.strategies(results.trial_rows(trials))}
+    depth = found[1]
+    assert depth.method == "interpolated" and depth.trials == [1, 4]
+    weights = [w for w, _ in depth.terms]
+    assert weights == pytest.approx(stats.interpolation_weights([1.6, 2.4], 2.0))
+    partial = results.strategies(results.trial_rows(trials[:4] + trials[5:]))
+    assert {s.candidate: s.method for s in partial}[1] == "incomplete"
+
+
+def test_an_off_budget_network_is_never_best():
+    rng = np.random.default_rng(2)
+    trials = [trial(0, network("baseline", 0, "matched", 1.0, "base"), accurate(rng, 0.3, 2)),
+              trial(1, network("compound", 1, "off budget", 2.6, "big"), accurate(rng, 0.9)),
+              trial(2, network("compound", 2, "matched", 2.0, "fair"), accurate(rng, 0.3))]
+    judged, _, _ = results.judge(results.trial_rows(trials))
+    assert results.best_of(judged, "compound").strategy.candidate == 2
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_the_search_summary_names_each_strategy_at_the_budget(seed):
+    rng = np.random.default_rng(seed)
+    acc = {k: float(rng.uniform(0.2, 0.6)) for k in ("baseline", "depth", "width",
+                                                        "resolution", "c6", "c7")}
+    frame = results.trial_rows(study_trials(rng, acc))
+    summary = results.search_summary(frame, 2.0)
+    methods = {k: v["method"] for k, v in summary["at_budget"].items()}
+    assert methods == {"compound": "matched", "depth": "interpolated", "width": "matched",
+                       "resolution": "interpolated"}
+    trained = results.network_runs(frame)
+    keys = {int(r["trial"]): r["network"] for _, r in frame.iterrows()}
+    for entry in summary["at_budget"].values():
+        direct = sum(n["weight"] * trained[keys[n["trial"]]].mean() for n in entry["networks"])
+        assert entry["val_accuracy"] == pytest.approx(direct)
+    best = max((6, 7), key=lambda t: trained[f"c{t}"].mean())
+    assert summary["best"]["candidate"] == best
+    assert summary["verdict"]["answer"] == "undecided"  # until the confirmation
+
+
+def judged_pair(rng, first, second, seeds=2, spread=0.0):
+    """Two confirmed strategies (compound, width) on the same images."""
+    shared = rng.random(N)
+    def net(p):
+        return [shared + rng.normal(0, spread) < p for _ in range(seeds)]
+    trials = [trial(0, network("compound", 0, "matched", 2.0, "c"), net(first), split="test"),
+              trial(1, network("width", 1, "matched", 2.0, "w"), net(second), split="test")]
+    frame = results.trial_rows(trials, extra=("test_accuracy",))
+    judged, noise, trained = results.judge(frame, "test")
+    by = {j.strategy.kind: j for j in judged}
+    return by, noise, trained
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.2, 0.6), st.floats(-0.15, 0.15))
+def test_the_verdict_is_symmetric(seed, level, gap):
+    by, noise, trained = judged_pair(np.random.default_rng(seed), level + gap, level,
+                                     spread=0.05)
+    ab = decision.decide(by["compound"], by["width"], trained, noise)
+    ba = decision.decide(by["width"], by["compound"], trained, noise)
+    assert ab["difference"] == pytest.approx(-ba["difference"])
+    assert ab["p_value"] == pytest.approx(ba["p_value"])
+    assert ab["answer"] == ba["answer"]  # who wins does not depend on which side is which
+
+
+def test_a_clear_difference_wins_and_a_small_one_is_a_tie():
+    rng = np.random.default_rng(4)
+    by, noise, trained = judged_pair(rng, 0.6, 0.3, seeds=3, spread=0.02)
+    assert decision.decide(by["compound"], by["width"], trained, noise)["answer"] == "compound"
+    assert decision.decide(by["width"], by["compound"], trained, noise)["answer"] == "compound"
+    by, noise, trained = judged_pair(rng, 0.41, 0.40, seeds=3, spread=0.02)
+    tie = decision.decide(by["compound"], by["width"], trained, noise)
+    assert tie["answer"] == "tie" and tie["detectable_difference"] > abs(tie["difference"])
+
+
+def test_one_seed_per_network_is_undecided_never_a_win():
+    rng = np.random.default_rng(5)
+    by, noise, trained = judged_pair(rng, 0.9, 0.1, seeds=1)
+    verdict = decision.decide(by["compound"], by["width"], trained, noise,
+                              more_seeds="--confirm-seeds")
+    assert verdict["answer"] == "undecided" and "--confirm-seeds 2" in verdict["text"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 20), st.sampled_from(sorted(STAGE_SEEDS)),
+       st.sampled_from(sorted(STAGE_SEEDS)), st.integers(0, MAX_SEEDS - 1),
+       st.integers(0, MAX_SEEDS - 1))
+def test_stages_never_share_a_training_seed(study_seed, stage, other, index, other_index):
+    if stage != other:
+        assert training_seed(study_seed, stage, index) != training_seed(study_seed, other,
+                                                                        other_index)
+    with pytest.raises(ValueError):
+        training_seed(study_seed, stage, MAX_SEEDS)
+
+
+def test_the_confirmation_trains_the_choices_again_on_its_own_seeds_and_the_test_split():
+    rng = np.random.default_rng(6)
+    trials = study_trials(rng, {"baseline": 0.3, "depth": 0.5, "width": 0.4, "resolution": 0.3,
+                                "c6": 0.35, "c7": 0.45})
+    meta, points = confirm.plan(results.trial_rows(trials), seeds=2)
+    assert meta["opponent"] == "depth"  # the best single dimension on validation
+    assert meta["chosen"]["compound"] == 7
+    assert sorted(p["point"] for p in points) == [
+        "compound:matched", "depth:lower", "depth:upper", "resolution:lower",
+        "resolution:upper", "width:matched"]
+    search_seeds = {training_seed(0, "search", k) for k in range(MAX_SEEDS)}
+    assert not search_seeds & {training_seed(0, "confirm", k) for k in range(meta["seeds"])}
+
+
+def test_networks_and_candidates_are_trained_once():
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    study.add_trials([
+        create_trial(state=TrialState.COMPLETE, value=0.3, user_attrs={
+            "kind": "compound", "network": "A", "candidate_networks": ["A"]}),
+        create_trial(state=TrialState.FAIL, user_attrs={
+            "kind": "compound", "network": "B", "candidate_networks": ["B"]}),
+        create_trial(state=TrialState.PRUNED, user_attrs={
+            "kind": "compound", "network": "P", "candidate_networks": ["P", "Q"]}),
+    ])
+    running = study.ask()  # trial 3, still training network C
+    for key, value in (("network", "C"), ("kind", "compound"), ("candidate_networks", ["C"])):
+        running.set_user_attr(key, value)
+
+    def drawn(network, networks=None, **attrs):
+        t = study.ask()
+        for key, value in {"kind": "compound", "network": network,
+                           "candidate_networks": networks or [network], **attrs}.items():
+            t.set_user_attr(key, value)
+        return t
+
+    assert same_network(drawn("A")) == 0  # trained before
+    assert same_network(drawn("C")) == 3  # being trained by another worker
+    assert same_network(drawn("P")) == 2  # pruned networks count as seen
+    assert same_network(drawn("B")) is None  # its only other trial failed
+    assert same_network(drawn("A", rerun_of=0)) is None  # a re-run is never a pointer
+    assert same_network(running) is None  # a lower number never yields to a higher one
+    assert same_candidate(drawn("P", ["P", "Q"])) == 2
+    assert same_candidate(drawn("P", ["P", "R"])) is None  # one new network: a new candidate
+    assert same_candidate(drawn("A", kind="baseline")) is None
+
+
+def test_the_calibration_benchmark_runs_and_is_calibrated_at_a_small_size():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "verdict_calibration.py"
+    spec = importlib.util.spec_from_file_location("verdict_calibration", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    studies = 40
+    for setting in (bench.DEFAULT, bench.MANY):
+        shares = bench.calibrate(setting, studies, seed=11)
+        total, compound, single = bench.false_wins(shares)
+        # 40 null studies at a true 5%: 7 or more false wins has probability below 0.4%.
+        assert round(total * studies) < 7, shares
+        assert "undecided" not in shares, shares
+    assert math.isclose(sum(shares.values()), 1.0)
