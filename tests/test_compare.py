@@ -1,5 +1,5 @@
-"""scalesearch.compare: the phi list, the single-dimension solver on several budgets, the
-per-phi models, and `scalesearch compare` end to end (files, resumption, bad input)."""
+"""scalesearch.stages.compare: the phi list, the plan (every strategy at each budget, matched or
+bracketed), and `scalesearch compare` end to end (files, seeds, resumption, bad input)."""
 
 import math
 import os
@@ -11,14 +11,9 @@ import pandas as pd
 import pytest
 
 from scalesearch.errors import BadInput
-from scalesearch.net.scaling import scale_network
-from scalesearch.stages.compare import (
-    COMPARE_COLUMNS,
-    build_model,
-    check_coefficients,
-    parse_phis,
-    solve_single,
-)
+from scalesearch.search.config import StudyConfig
+from scalesearch.search.objective import BaseCounter
+from scalesearch.stages.compare import candidate_id, check_coefficients, parse_phis, plan_points
 from scalesearch.verdict.results import COLUMNS
 
 TINY = ["--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
@@ -47,78 +42,35 @@ def test_check_coefficients():
             check_coefficients(*bad)
 
 
-def analytic_ratio(base):
-    """Multiply-adds of the convolutions, by hand from the spec's stage table: fast, and it
-    moves in the same rounded steps as the real network (ceil of repeats, channels in 8s,
-    whole pixels, stride arithmetic)."""
-    def flops(spec):
-        side = math.ceil(spec.resolution / 2)
-        total = 9 * 3 * spec.stem_channels * side**2
-        channels = spec.stem_channels
-        for stage in spec.stages:
-            for block in range(stage.repeats):
-                if block == 0 and stage.stride == 2:
-                    side = math.ceil(side / 2)
-                hidden = channels * stage.expand
-                total += side**2 * (channels * hidden * (stage.expand != 1)
-                                    + hidden * stage.kernel**2 + hidden * stage.out_channels)
-                channels = stage.out_channels
-        return total + side**2 * channels * spec.head_channels
-
-    base_flops = flops(base)
-    return lambda spec: flops(spec) / base_flops
-
-
-@pytest.mark.parametrize("target", [1.3, 1.9, 2.6, 3.5, 4.8])
-def test_solver_hits_the_target_or_flags_that_rounding_forbids_it(target):
-    base = scale_network(0.5, 0.5, 32)
-    ratio = analytic_ratio(base)
-    for kind in ("depth", "width", "resolution"):
-        m = solve_single(kind, target, base, ratio, tolerance=0.03)
-        assert m.within_tolerance == (abs(m.flops_ratio / target - 1) <= 0.03)
-        assert math.isclose(m.flops_ratio, ratio(m.spec))
-        # The other two dimensions stay at the base's.
-        assert kind == "depth" or m.spec.depth_mult == base.depth_mult
-        assert kind == "width" or m.spec.width_mult == base.width_mult
-        assert kind == "resolution" or m.spec.resolution == base.resolution
-        # The solver finds the closest network this dimension can reach (brute force).
-        if kind == "depth":
-            options = [scale_network(0.5 * (1 + i / 200), 0.5, 32) for i in range(0, 1400)]
-        elif kind == "width":
-            options = [scale_network(0.5, 0.5 * (1 + i / 400), 32) for i in range(0, 1600)]
-        else:
-            options = [scale_network(0.5, 0.5, r) for r in range(32, 200)]
-        closest = min(abs(math.log(ratio(s) / target)) for s in options)
-        assert abs(math.log(m.flops_ratio / target)) <= closest + 1e-9
-        if kind == "width" and target >= 1.9:  # 8-channel steps are fine enough from 2x on
-            assert m.within_tolerance
-
-
-def test_build_model_per_phi_factors():
-    base = scale_network(0.5, 0.5, 32)
-    ratio = analytic_ratio(base)
+@pytest.mark.parametrize("base_resolution", [32, 40])
+def test_every_strategy_is_planned_at_each_budget(base_resolution):
+    config = StudyConfig(base_depth=0.5, base_width=0.5, base_resolution=base_resolution)
+    counter = BaseCounter(config, 10, 32)
     coefficients = (1.2, 1.1, 1.15)
     growth = 1.2 * 1.1**2 * 1.15**2
+    points = plan_points(coefficients, [1.0, 2.0], counter, 0.03)
+    assert points[0]["kind"] == "baseline" and points[0]["flops_ratio"] == 1.0
+    ids = {p["point"] for p in points}
+    assert len(ids) == len(points)  # each point once
     for phi in (1.0, 2.0):
-        compound = build_model("compound", phi, coefficients, base, ratio)
-        # Scaled like a search candidate: the direction kept, measured FLOPs at growth^phi.
-        assert compound.target_ratio == pytest.approx(growth**phi)
-        assert compound.flops_matched
-        assert abs(compound.flops_ratio / growth**phi - 1) <= 0.03
-        assert 0.5 * compound.alpha**phi == pytest.approx(compound.spec.depth_mult)
-        shares = [math.log(1.2), 2 * math.log(1.1), 2 * math.log(1.15)]
-        assert compound.shares() == pytest.approx([v / sum(shares) for v in shares])
-        for kind in ("depth", "width", "resolution"):
-            m = build_model(kind, phi, coefficients, base, ratio)
-            assert m.target_ratio == pytest.approx(compound.flops_ratio)
-            # Per-phi factors: depth = base_depth * alpha^phi, and so on.
-            assert 0.5 * m.alpha**phi == pytest.approx(m.spec.depth_mult)
-            assert 0.5 * m.beta**phi == pytest.approx(m.spec.width_mult)
-            assert round(32 * m.gamma**phi) == m.spec.resolution
-            shares = m.shares()
-            assert shares[("depth", "width", "resolution").index(kind)] == pytest.approx(1)
-    baseline = build_model("baseline", 0.0, coefficients, base, ratio)
-    assert baseline.spec == base and baseline.phi == 0.0
+        for kind in ("compound", "depth", "width", "resolution"):
+            mine = [p for p in points if p["phi"] == phi and p["kind"] == kind]
+            assert {p["candidate"] for p in mine} == {candidate_id(phi, kind)}
+            ratios = sorted(p["flops_ratio"] for p in mine)
+            target = growth**phi
+            assert all(p["budget"] == pytest.approx(target) for p in mine)
+            if len(mine) == 1:  # on the budget, within the tolerance
+                assert mine[0]["bracket"] == "matched" and abs(ratios[0] / target - 1) <= 0.03
+            else:  # two networks around it
+                assert [p["bracket"] for p in mine] == ["lower", "upper"]
+                assert ratios[0] < target < ratios[1]
+            for p in mine:
+                # Per-phi factors: depth = base_depth * alpha^phi, and so on.
+                assert 0.5 * p["alpha"] ** phi == pytest.approx(p["depth_mult"])
+                assert 0.5 * p["beta"] ** phi == pytest.approx(p["width_mult"])
+                assert round(base_resolution * p["gamma"] ** phi) == p["resolution"]
+                if kind != "compound":  # the other two dimensions stay at the base's
+                    assert (p["depth_mult"] == 0.5) == (kind != "depth")
 
 
 def test_compare_writes_csv_resumes_without_retraining(tmp_path):
@@ -132,16 +84,23 @@ def test_compare_writes_csv_resumes_without_retraining(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "Traceback" not in first.stderr and "phi 1" in first.stderr
     frame = pd.read_csv(results / "tiny" / "compare.csv")
-    assert list(frame.columns) == list(COMPARE_COLUMNS) == [*COLUMNS, "test_accuracy"]
-    assert sorted(frame["kind"]) == sorted(["baseline", "compound", "depth", "resolution",
-                                            "width"] * 2)
-    assert (frame["state"] == "complete").all() and frame["test_accuracy"].between(0, 1).all()
+    assert list(frame.columns)[:len(COLUMNS)] == list(COLUMNS)
+    assert "test_accuracy" in frame.columns and "test_correct" not in frame.columns
+    assert set(frame["kind"]) == {"baseline", "compound", "depth", "resolution", "width"}
+    done = frame[frame["state"] == "complete"]
+    assert done["test_accuracy"].between(0, 1).all() and set(done["seed"]) == {0, 1}
     assert set(frame["phi"]) == {0.0, 1.0}
-    compound = frame[frame["kind"] == "compound"]["flops"].iloc[0]
-    singles = frame[frame["kind"].isin(["depth", "width", "resolution"])]
-    off = (singles["flops"] / compound - 1).abs() > 0.03
-    assert (off == ~singles["flops_matched"].astype(bool)).all()  # flagged exactly when off
-    assert (results / "tiny" / "compare.json").exists()
+    # The comparison's own seeds: none of the search's or the confirmation's.
+    search = pd.read_csv(results / "tiny" / "trials.csv")
+    seeds = set(done["training_seed"])
+    assert not seeds & set(search["training_seed"].dropna())
+    assert not (results / "tiny" / "confirm.csv").exists()  # no compound candidate to confirm
+    summary = __import__("json").loads((results / "tiny" / "compare.json").read_text())
+    for kind, entry in summary["at_budget"]["1"].items():
+        assert entry["method"] in ("matched", "interpolated"), kind
+        assert {"test_accuracy", "standard_error", "trials"} <= set(entry)
+    assert summary["verdicts"][0]["answer"] in ("compound", "depth", "width", "resolution",
+                                                "tie", "undecided")
 
     journal = results / "tiny" / "study.journal"
     storage = optuna.storages.JournalStorage(
@@ -156,10 +115,11 @@ def test_compare_writes_csv_resumes_without_retraining(tmp_path):
     assert "0 network(s) to train" in again.stderr
 
     # Other coefficients for the same comparison are refused; the search study is untouched.
+    count = len(optuna.load_study(study_name="tiny", storage=storage).get_trials())
     other = cli("compare", "tiny", "--results-dir", results, "--phi", "1", "--seeds", "2",
                 "--alpha", "1.3", "--beta", "1.1", "--gamma", "1.1")
-    assert other.returncode == 2 and "alpha, beta, gamma" in other.stderr
-    assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == 4
+    assert other.returncode == 2 and "coefficients" in other.stderr
+    assert len(optuna.load_study(study_name="tiny", storage=storage).get_trials()) == count
 
 
 def test_compare_bad_input_is_one_sentence(tmp_path):
@@ -187,21 +147,3 @@ def test_compare_bad_input_is_one_sentence(tmp_path):
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 2 and len(lines) == 1, out.stderr
         assert "no finished trials" in lines[0]
-
-
-def test_verdicts_count_a_win_only_at_equal_cost():
-    from scalesearch.stages.compare import verdicts
-
-    def table(single_acc, single_ratio):
-        return pd.DataFrame([
-            {"kind": "compound", "phi": 1.0, "test_mean": 0.30, "flops_ratio": 2.0,
-             "flops_matched": True, "n_seeds": 2},
-            {"kind": "resolution", "phi": 1.0, "test_mean": single_acc,
-             "flops_ratio": single_ratio, "flops_matched": single_ratio == 2.0, "n_seeds": 2},
-        ])
-
-    assert verdicts(table(0.40, 2.0), noise=0.01)[0]["answer"] == "resolution"
-    costly = verdicts(table(0.40, 2.24), noise=0.01)[0]
-    assert costly["answer"] == "unequal" and "1.12x" in costly["text"]
-    assert verdicts(table(0.20, 2.24), noise=0.01)[0]["answer"] == "compound"
-    assert verdicts(table(0.30, 2.0), noise=0.01)[0]["answer"] == "tie"

@@ -1,6 +1,6 @@
-"""Parameters, FLOPs and activations of a NetworkSpec, counted with fvcore and cached.
+"""Parameters, FLOPs and activations of a NetworkSpec: the analytic count, and fvcore's.
 
-Conventions:
+Conventions (fvcore's, which `scalesearch.net.analytic` reproduces exactly):
 - FLOPs are multiply-adds as fvcore's `FlopCountAnalysis` counts them (one fused multiply-add
   is one flop), the paper's convention. Counted in eval mode on one image: conv, linear,
   batch-norm and adaptive pooling are counted; SiLU, sigmoid, the SE product and additions are
@@ -9,8 +9,11 @@ Conventions:
   layers for one image), a proxy for training memory.
 - `flops_ratio` is FLOPs over those of B0 at the base resolution with the same class count.
 
-A count depends only on (spec, classes), so it is cached in memory and on disk: one small JSON
-file per network under the cache folder, written atomically, safe for concurrent processes.
+`counts` is the analytic count (microseconds, no torch), memoised in memory. `fvcore_counts`
+traces the built model with fvcore (a second or more) and caches the result in memory and on
+disk: one small JSON file per network under the cache folder, written atomically, safe for
+concurrent processes. `checked_counts` is fvcore's count after checking that the analytic one
+agrees with it; a disagreement raises `CountMismatch`.
 """
 
 from __future__ import annotations
@@ -22,18 +25,15 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from scalesearch.net import analytic
+from scalesearch.net.analytic import Counts
 from scalesearch.net.scaling import B0_RESOLUTION, NetworkSpec, check_classes, scale_network
 
 CACHE_VERSION = 1  # bump when the model or the counting convention changes
 
 
-@dataclass(frozen=True)
-class Counts:
-    """Raw counts for one network on one image."""
-
-    params: int
-    flops: int  # multiply-adds
-    activations: int
+class CountMismatch(Exception):
+    """fvcore and the analytic count disagree about one network."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class Complexity:
     flops_ratio: float  # flops / flops of B0 at the base resolution, same classes
 
 
-_memory: dict[str, Counts] = {}
+_analytic_memory: dict[str, Counts] = {}
+_fvcore_memory: dict[str, Counts] = {}
 
 
 def default_cache_dir() -> Path:
@@ -55,7 +56,8 @@ def default_cache_dir() -> Path:
 
 
 def clear_memory_cache() -> None:
-    _memory.clear()
+    _analytic_memory.clear()
+    _fvcore_memory.clear()
 
 
 def measure(spec: NetworkSpec, num_classes: int) -> Counts:
@@ -113,17 +115,53 @@ def _write(path: Path, key: str, counts: Counts) -> None:
 
 
 def counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
-    """Counts for `spec`, from the memory cache, the disk cache or a fresh fvcore count."""
+    """The analytic count of `spec` (memoised in memory). `cache_dir` is accepted for the
+    callers of the fvcore-backed version and ignored: nothing here touches the disk."""
     check_classes(num_classes)
     key = spec.key(num_classes)
-    if key in _memory:
-        return _memory[key]
+    found = _analytic_memory.get(key)
+    if found is None:
+        found = _analytic_memory[key] = analytic.count(spec, num_classes)
+    return found
+
+
+def _fvcore(spec: NetworkSpec, num_classes: int, cache_dir: Path | None,
+            fresh: bool) -> tuple[Counts, bool]:
+    """fvcore's count and whether it came from a cache; `fresh` skips both caches."""
+    check_classes(num_classes)
+    key = spec.key(num_classes)
+    if not fresh and key in _fvcore_memory:
+        return _fvcore_memory[key], True
     path = _cache_file(cache_dir or default_cache_dir(), key)
-    found = _read(path, key)
+    found = None if fresh else _read(path, key)
+    cached = found is not None
     if found is None:
         found = measure(spec, num_classes)
         _write(path, key, found)
-    _memory[key] = found
+    _fvcore_memory[key] = found
+    return found, cached
+
+
+def fvcore_counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
+    """fvcore's count of `spec`, from the memory cache, the disk cache or a fresh trace."""
+    return _fvcore(spec, num_classes, cache_dir, fresh=False)[0]
+
+
+def checked_counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
+    """fvcore's count, checked against the analytic count; `CountMismatch` if they differ.
+
+    A cached fvcore count that disagrees is traced again first (a cache written by an older
+    model would otherwise be blamed on the analytic count), and the fresh count replaces it.
+    """
+    expected = analytic.count(spec, num_classes)
+    found, cached = _fvcore(spec, num_classes, cache_dir, fresh=False)
+    if found != expected and cached:
+        found, _ = _fvcore(spec, num_classes, cache_dir, fresh=True)
+    if found != expected:
+        raise CountMismatch(
+            f"fvcore and the analytic count disagree for network {spec.key(num_classes)}: "
+            f"fvcore {found}, analytic {expected}."
+        )
     return found
 
 
@@ -132,8 +170,13 @@ def count_complexity(
     num_classes: int,
     base_resolution: int = B0_RESOLUTION,
     cache_dir: Path | None = None,
+    exact: bool = False,
 ) -> Complexity:
-    """Parameters, FLOPs, activations and the FLOPs ratio to B0 at `base_resolution`."""
-    own = counts(spec, num_classes, cache_dir)
-    base = counts(scale_network(1.0, 1.0, base_resolution), num_classes, cache_dir)
+    """Parameters, FLOPs, activations and the FLOPs ratio to B0 at `base_resolution`.
+
+    Analytic by default; `exact=True` counts the network and the base with fvcore and checks
+    both against the analytic count (`checked_counts`)."""
+    count = checked_counts if exact else counts
+    own = count(spec, num_classes, cache_dir)
+    base = count(scale_network(1.0, 1.0, base_resolution), num_classes, cache_dir)
     return Complexity(own.params, own.flops, own.activations, own.flops / base.flops)

@@ -88,10 +88,14 @@ def _points_of(kind: str, phi: float, match: Match, counter: BaseCounter) -> lis
     """The stage points of one strategy at one phi (its one or two networks)."""
     brackets = ([match.method] if len(match.networks) == 1 else ["lower", "upper"])
     direction = CORNERS.get(kind) or Direction(*_shares(match))
+    base = counter.base
     points = []
     for network, bracket in zip(match.networks, brackets):
         counts = counter.counts(network.spec)
-        factors = [c ** (network.phi / phi) for c in (match.alpha, match.beta, match.gamma)]
+        spec = network.spec  # its factors per phi, whatever the matcher did to reach it
+        factors = [(spec.depth_mult / base.depth_mult) ** (1 / phi),
+                   (spec.width_mult / base.width_mult) ** (1 / phi),
+                   (spec.resolution / base.resolution) ** (1 / phi)]
         points.append({
             "point": f"{phi:g}:{kind}:{bracket}", "kind": kind, "bracket": bracket,
             "candidate": candidate_id(phi, kind), "budget": match.budget, "phi": phi,
