@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from PIL import Image
 from torchvision import datasets
 
 from scalesearch.data import imagefolder, synthetic
-from scalesearch.data.dataset import DATASETS, Split
+from scalesearch.data.dataset import DATASETS, DRAWN_VIEWS, ImageDataset, Split
 from scalesearch.data.load import load_dataset, load_synthetic
 from scalesearch.data.splits import stratified_split
 from scalesearch.errors import BadInput
@@ -88,51 +89,183 @@ def test_synthetic_is_deterministic_and_balanced():
     assert digest == hashlib.sha256(again.numpy().tobytes()).hexdigest()
     assert torch.equal(labels, labels_again)
     assert digest != hashlib.sha256(other.numpy().tobytes()).hexdigest()
-    assert images.shape == (60, 3, 64, 64) and images.dtype == torch.uint8
+    side = synthetic.BASE_RESOLUTION
+    assert images.shape == (60, 3, side, side) and images.dtype == torch.uint8
     assert torch.bincount(labels, minlength=10).tolist() == [6] * 10
     assert len(image_hashes(images)) == 60
     with pytest.raises(ValueError, match="multiple of 10"):
         synthetic.generate_split(seed=0, split="train", size=55)
+    for side in (15, 2049, 40.0):
+        with pytest.raises(ValueError, match="side"):
+            synthetic.generate_split(seed=0, split="train", size=10, side=side)
+
+
+def test_noise_is_per_image_and_side_and_deterministic():
+    scenes = synthetic.draw_scenes(0, "val", 20)
+    clean = synthetic.render(scenes, 48, noise=False).float()
+    noisy = synthetic.render(scenes, 48)
+    assert torch.equal(noisy, synthetic.render(scenes, 48))
+    noise = noisy.float() - clean
+    assert 0.8 * synthetic.NOISE_STD < noise.std() < 1.2 * synthetic.NOISE_STD
+    # images do not share their noise (each is cut from its own place of the bank)
+    assert torch.corrcoef(noise.flatten(1))[~torch.eye(20, dtype=torch.bool)].abs().max() < 0.1
+    # the largest and smallest sides draw too (the largest without the bank)
+    assert synthetic.render(synthetic.draw_scenes(0, "val", 10), 16).shape == (10, 3, 16, 16)
+    big = synthetic.draw_scenes(0, "val", 10)
+    big.labels, big.params = big.labels[:1], {k: v[:1] for k, v in big.params.items()}
+    assert synthetic.render(big, 1024).shape == (1, 3, 1024, 1024)
 
 
 def test_synthetic_splits_disjoint_and_cache_reused(tmp_path, monkeypatch):
     first = load_synthetic(tmp_path, seed=3, sizes=SMALL)
     assert first.name == "synthetic" and first.num_classes == 10
-    assert first.classes == list(synthetic.CLASSES) and first.base_resolution == 32
+    assert first.classes == list(synthetic.CLASSES) and first.base_resolution == 40
     hashes = []
     for split, size in zip((first.train, first.val, first.test), SMALL.values()):
-        assert_split_shapes(split, 64)
+        assert_split_shapes(split, 40)
         assert torch.bincount(split.labels, minlength=10).tolist() == [size // 10] * 10
         hashes.append(image_hashes(split.images))
     assert not (hashes[0] & hashes[1] or hashes[0] & hashes[2] or hashes[1] & hashes[2])
-
-    (cache,) = tmp_path.glob("synthetic-*.pt")
-    mtime = cache.stat().st_mtime_ns
+    drawn = first.at_resolution(56)
+    names = sorted(path.name for path in tmp_path.glob("synthetic-*.pt"))
+    stem = f"synthetic-v{synthetic.VERSION}-3-train60-val20-test20"
+    assert names == [f"{stem}-40px.pt", f"{stem}-56px.pt"]
+    mtimes = {path: path.stat().st_mtime_ns for path in tmp_path.glob("synthetic-*.pt")}
 
     def must_not_draw(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(synthetic, "generate", must_not_draw)
+    monkeypatch.setattr(synthetic, "render", must_not_draw)
     second = load_synthetic(tmp_path, seed=3, sizes=SMALL)
-    assert cache.stat().st_mtime_ns == mtime
     assert torch.equal(second.train.images, first.train.images)
     assert torch.equal(second.test.labels, first.test.labels)
+    assert torch.equal(second.at_resolution(56).val.images, drawn.val.images)
+    assert {path: path.stat().st_mtime_ns for path in mtimes} == mtimes
 
 
 def test_synthetic_default_sizes_and_cache_name(tmp_path):
     dataset = load_dataset("synthetic", data_dir=tmp_path, seed=0)
     assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (4000, 1000, 1000)
-    assert (tmp_path / f"synthetic-v{synthetic.VERSION}-0.pt").is_file()
+    assert (tmp_path / f"synthetic-v{synthetic.VERSION}-0-40px.pt").is_file()
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
-    path = tmp_path / f"synthetic-v{synthetic.VERSION}-0-train60-val20-test20.pt"
-    path.write_bytes(b"not a torch file")
+    stem = f"synthetic-v{synthetic.VERSION}-0-train60-val20-test20"
+    first = load_synthetic(tmp_path, seed=0, sizes=SMALL).at_resolution(48)
+    for side in (40, 48):
+        (tmp_path / f"{stem}-{side}px.pt").write_bytes(b"not a torch file")
     with pytest.warns(UserWarning, match="unreadable cache"):
         dataset = load_synthetic(tmp_path, seed=0, sizes=SMALL)
     assert len(dataset.train) == 60
-    assert load_synthetic(tmp_path, seed=0, sizes=SMALL).val.labels.equal(dataset.val.labels)
+    with pytest.warns(UserWarning, match="unreadable cache"):
+        rebuilt = dataset.at_resolution(48)
+    assert torch.equal(rebuilt.train.images, first.train.images)
+    again = load_synthetic(tmp_path, seed=0, sizes=SMALL)  # the rebuilt files load quietly
+    assert torch.equal(again.at_resolution(48).val.images, first.val.images)
+
+
+def test_at_resolution_memoises_and_keeps_splits(tmp_path):
+    data = load_synthetic(tmp_path, seed=0, sizes=SMALL)
+    assert data.at_resolution(40) is data
+    view = data.at_resolution(56)
+    assert view is data.at_resolution(56) and view is not data
+    assert view.at_resolution(40) is data and view.at_resolution(56) is view
+    assert (view.classes, view.base_resolution, view.name) == (data.classes, 40, "synthetic")
+    for drawn, stored in zip((view.train, view.val, view.test), (data.train, data.val, data.test)):
+        assert_split_shapes(drawn, 56)
+        assert torch.equal(drawn.labels, stored.labels)
+    # the most recently used DRAWN_VIEWS sides stay; an older one is drawn afresh
+    for side in range(57, 57 + DRAWN_VIEWS):
+        data.at_resolution(side)
+    assert data.at_resolution(57 + DRAWN_VIEWS - 1) is view.at_resolution(57 + DRAWN_VIEWS - 1)
+    fresh = data.at_resolution(56)
+    assert fresh is not view and torch.equal(fresh.train.images, view.train.images)
+    # a data set that cannot draw is its own view at every resolution
+    plain = ImageDataset("x", ["a"], data.train, data.val, data.test, 40)
+    assert plain.at_resolution(56) is plain
+
+
+def test_cut_keeps_drawing(tmp_path):
+    data = load_synthetic(tmp_path, seed=0, sizes=SMALL)
+    cut = data.cut(30, 10)
+    assert (len(cut.train), len(cut.val), len(cut.test)) == (30, 10, 20)
+    assert torch.equal(cut.train.images, data.train.images[:30])
+    drawn = cut.at_resolution(48)
+    assert drawn is cut.at_resolution(48) and drawn.at_resolution(40) is cut
+    full = data.at_resolution(48)
+    assert (len(drawn.train), len(drawn.val), len(drawn.test)) == (30, 10, 20)
+    assert torch.equal(drawn.train.images, full.train.images[:30])
+    assert torch.equal(drawn.val.labels, full.val.labels[:10])
+    assert torch.equal(drawn.test.images, full.test.images)
+    # a cut of a cut keeps the smaller counts, and a drawn view cuts the same way
+    again = cut.cut(None, 5).at_resolution(64)
+    assert (len(again.train), len(again.val)) == (30, 5)
+    assert (len(full.cut(20, None).at_resolution(64).train)) == 20
+    assert (len(data.cut(None, None).at_resolution(64).train)) == 60
+
+
+def box_downscale(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """What a camera with pixels ``factor`` times larger would record: means of blocks."""
+    return torch.nn.functional.avg_pool2d(images.float(), factor)
+
+
+def test_every_side_draws_the_same_scenes(tmp_path):
+    # A drawing at 160 px, averaged down to 40 px blocks, is the 40 px drawing up to noise and
+    # antialiasing; a drawing of other scenes is far from it.
+    data = load_synthetic(tmp_path, seed=0, sizes=SMALL)
+    low = data.val.images.float()
+    for side in (80, 160):
+        high = box_downscale(data.at_resolution(side).val.images, side // 40)
+        same = (high - low).abs().mean()
+        other = (high - low.roll(1, dims=0)).abs().mean()
+        assert same < 6.5 and same < 0.2 * other, (side, same, other)
+    # per class too (textures are band-limited at each side, so fine ones fade alike)
+    scenes = synthetic.draw_scenes(0, "val", 100)
+    low = synthetic.render(scenes, 40).float()
+    high = box_downscale(synthetic.render(scenes, 160), 4)
+    for label in range(10):
+        pick = scenes.labels == label
+        assert (high[pick] - low[pick]).abs().mean() < 7.5, synthetic.CLASSES[label]
+
+
+def detail_energy(images: torch.Tensor, cycles: float) -> float:
+    """Mean squared level of what lies above ``cycles`` per image (radially), per pixel."""
+    x = images.float() - images.float().mean((-2, -1), keepdim=True)
+    side = x.shape[-1]
+    k = torch.fft.fftfreq(side) * side  # cycles per image
+    low = (k[:, None] ** 2 + k[None, :] ** 2).sqrt() <= cycles
+    smooth = torch.fft.ifft2(torch.fft.fft2(x) * low).real
+    return float((x - smooth).square().mean())
+
+
+def test_detail_saturates_above_the_scenes_finest():
+    # Energy above 8 cycles per image, noise-free: it grows while the side still cuts the
+    # scenes' textures off (they reach TEXTURE_CYCLES[1] = 24 cycles, Nyquist at 48 px), and
+    # hardly at all beyond, where only the last sliver of edge sharpness is added.
+    scenes = synthetic.draw_scenes(0, "test", 60)
+    energy = {side: detail_energy(synthetic.render(scenes, side, noise=False), 8.0)
+              for side in (32, 64, 128, 256)}
+    assert energy[64] > 1.3 * energy[32], energy
+    assert energy[128] < 1.12 * energy[64], energy
+    assert energy[256] < 1.04 * energy[128], energy
+    # for the textures alone the detail is all there by 64 px
+    texture = torch.isin(scenes.labels, torch.tensor(synthetic.GROUPS["texture"]))
+    scenes.labels = scenes.labels[texture]
+    scenes.params = {name: value[texture] for name, value in scenes.params.items()}
+    fine = {side: detail_energy(synthetic.render(scenes, side, noise=False), 12.0)
+            for side in (32, 64, 256)}
+    assert fine[64] > 1.5 * fine[32] and fine[256] < 1.1 * fine[64], fine
+
+
+def test_drawing_the_default_set_is_fast():
+    # The default study draws several sides of 6000 images; one side must take about a
+    # second of CPU (two at most on a loaded machine).
+    scenes = synthetic.draw_scenes(0, "train", 600)
+    start = time.process_time()
+    with synthetic.one_thread():
+        synthetic.render(scenes, 64)
+    assert (time.process_time() - start) * 10 < 3.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ time).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder:PATH")
 
 IMAGEFOLDER_PREFIX = "imagefolder:"
+
+DRAWN_VIEWS = 4  # resolutions a drawn data set keeps in memory (least recently used goes)
 
 
 @dataclass
@@ -62,12 +66,82 @@ class ImageDataset:
 
     def cut(self, train_images: int | None, val_images: int | None) -> ImageDataset:
         """The first `train_images` training and `val_images` validation images (None: all)."""
-        def first(split: Split, n: int | None) -> Split:
-            return split if n is None else Split(split.images[:n], split.labels[:n])
-
-        return ImageDataset(self.name, self.classes, first(self.train, train_images),
-                            first(self.val, val_images), self.test, self.base_resolution,
+        return ImageDataset(self.name, self.classes, _first(self.train, train_images),
+                            _first(self.val, val_images), self.test, self.base_resolution,
                             self.skipped)
+
+
+def _first(split: Split, n: int | None) -> Split:
+    """The first ``n`` images of ``split`` (None: all of it)."""
+    return split if n is None else Split(split.images[:n], split.labels[:n])
+
+
+def _least(a: int | None, b: int | None) -> int | None:
+    """The smaller of two image counts, None meaning all."""
+    return b if a is None else a if b is None else min(a, b)
+
+
+class _Drawings:
+    """The views of one drawn data set by side, shared by the data set and every view."""
+
+    def __init__(self, stored: DrawnDataset):
+        self.stored = stored  # the data set as loaded, at its stored side; never evicted
+        self.views: OrderedDict[int, DrawnDataset] = OrderedDict()
+
+
+@dataclass
+class DrawnDataset(ImageDataset):
+    """A data set that draws its images at any side, so that a network trained at R px sees
+    the scenes drawn at R px instead of stored images resized.
+
+    ``draw(side)`` returns the train, val and test splits drawn at ``side`` px, all of them
+    (the same scenes, labels and order at every side); ``train``, ``val`` and ``test`` are
+    the stored view, drawn at one side (normally ``base_resolution``). ``keep`` is the cut
+    (first train and val images, None: all) that every drawing gets.
+    """
+
+    draw: Callable[[int], tuple[Split, Split, Split]] | None = None
+    keep: tuple[int | None, int | None] = (None, None)
+    _drawings: _Drawings | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._drawings is None:
+            self._drawings = _Drawings(self)
+
+    @property
+    def side(self) -> int:
+        """The side, in pixels, that this view's images are drawn at."""
+        return int(self.train.images.shape[-1])
+
+    def at_resolution(self, resolution: int) -> ImageDataset:
+        """The same scenes drawn at `resolution` px, cut the same way: the same object for the
+        same resolution while it is one of the DRAWN_VIEWS most recently asked for (and the
+        stored view always)."""
+        if resolution == self.side:
+            return self
+        drawings = self._drawings
+        if resolution == drawings.stored.side:
+            return drawings.stored
+        view = drawings.views.get(resolution)
+        if view is not None:
+            drawings.views.move_to_end(resolution)
+            return view
+        train, val, test = self.draw(resolution)
+        view = DrawnDataset(self.name, self.classes, _first(train, self.keep[0]),
+                            _first(val, self.keep[1]), test, self.base_resolution,
+                            self.skipped, self.draw, self.keep, drawings)
+        drawings.views[resolution] = view
+        while len(drawings.views) > DRAWN_VIEWS:
+            drawings.views.popitem(last=False)
+        return view
+
+    def cut(self, train_images: int | None, val_images: int | None) -> DrawnDataset:
+        """The first `train_images` training and `val_images` validation images (None: all),
+        at this view's side; drawing at another side cuts the drawing the same way."""
+        keep = (_least(self.keep[0], train_images), _least(self.keep[1], val_images))
+        return DrawnDataset(self.name, self.classes, _first(self.train, train_images),
+                            _first(self.val, val_images), self.test, self.base_resolution,
+                            self.skipped, self.draw, keep)
 
 
 def check_dataset_name(name: str) -> str:

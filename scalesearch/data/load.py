@@ -6,7 +6,13 @@ from pathlib import Path
 
 from scalesearch.data.cache import read_cache, write_cache
 from scalesearch.data.cifar import load_cifar
-from scalesearch.data.dataset import IMAGEFOLDER_PREFIX, ImageDataset, Split, check_dataset_name
+from scalesearch.data.dataset import (
+    IMAGEFOLDER_PREFIX,
+    DrawnDataset,
+    ImageDataset,
+    Split,
+    check_dataset_name,
+)
 from scalesearch.data.imagefolder import load_imagefolder
 from scalesearch.errors import BadInput
 
@@ -47,33 +53,64 @@ def load_dataset(
     return load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], data_dir, seed, val_fraction, max_size)
 
 
-def load_synthetic(data_dir: Path, seed: int, sizes: dict[str, int] | None = None) -> ImageDataset:
-    """The procedural data set of ``scalesearch.synthetic``, cached as one file per seed.
+def load_synthetic(data_dir: Path, seed: int, sizes: dict[str, int] | None = None) -> DrawnDataset:
+    """The procedural data set of ``scalesearch.data.synthetic``, drawn at any resolution.
 
-    ``sizes`` (images per split) exists for tests; the default sizes are cached as
-    ``synthetic-v<VERSION>-<seed>.pt``, other sizes get their own file.
+    The stored view (``train``, ``val``, ``test``) is drawn at the set's base resolution;
+    ``at_resolution(r)`` draws the same scenes at r px. Every drawing is cached under
+    ``data_dir`` as one file per (version, seed, sizes, side):
+    ``synthetic-v<VERSION>-<seed>-<side>px.pt``, with the split sizes in the name when they
+    are not the default ones. ``sizes`` (images per split) exists for tests.
     """
     from scalesearch.data import synthetic
 
     sizes = dict(synthetic.SPLIT_SIZES if sizes is None else sizes)
-    stem = f"synthetic-v{synthetic.VERSION}-{seed}"
-    if sizes != synthetic.SPLIT_SIZES:
-        stem += "-" + "-".join(f"{split}{n}" for split, n in sizes.items())
-    path = data_dir / f"{stem}.pt"
-    meta = {"version": synthetic.VERSION, "seed": seed, "sizes": sizes}
-    payload = read_cache(path, meta)
-    if payload is None:
-        splits = synthetic.generate(seed, sizes)
-        payload = {"meta": meta}
-        for split, (images, labels) in splits.items():
-            payload[f"{split}_images"], payload[f"{split}_labels"] = images, labels
-        write_cache(path, payload)
-    split = {s: Split(payload[f"{s}_images"], payload[f"{s}_labels"]) for s in sizes}
-    return ImageDataset(
+    drawer = SyntheticDrawer(Path(data_dir), seed, sizes)
+    train, val, test = drawer(synthetic.BASE_RESOLUTION)
+    return DrawnDataset(
         name="synthetic",
         classes=list(synthetic.CLASSES),
-        train=split["train"],
-        val=split["val"],
-        test=split["test"],
+        train=train,
+        val=val,
+        test=test,
         base_resolution=synthetic.BASE_RESOLUTION,
+        draw=drawer,
     )
+
+
+class SyntheticDrawer:
+    """Draws the synthetic splits of one seed at any side, through a cache file per side."""
+
+    def __init__(self, data_dir: Path, seed: int, sizes: dict[str, int]):
+        self.data_dir, self.seed, self.sizes = data_dir, seed, dict(sizes)
+        self._scenes: dict | None = None  # split -> Scenes, drawn on first need
+
+    def path(self, side: int) -> Path:
+        from scalesearch.data import synthetic
+
+        stem = f"synthetic-v{synthetic.VERSION}-{self.seed}"
+        if self.sizes != synthetic.SPLIT_SIZES:
+            stem += "-" + "-".join(f"{split}{n}" for split, n in self.sizes.items())
+        return self.data_dir / f"{stem}-{side}px.pt"
+
+    def __call__(self, side: int) -> tuple[Split, Split, Split]:
+        """The train, val and test splits drawn at ``side`` px (read from the cache, or drawn
+        and written to it)."""
+        from scalesearch.data import synthetic
+
+        path = self.path(side)
+        meta = {"version": synthetic.VERSION, "seed": self.seed, "sizes": self.sizes,
+                "side": side}
+        payload = read_cache(path, meta)
+        if payload is None:
+            if self._scenes is None:
+                self._scenes = {split: synthetic.draw_scenes(self.seed, split, n)
+                                for split, n in self.sizes.items()}
+            payload = {"meta": meta}
+            with synthetic.one_thread():
+                for split, scenes in self._scenes.items():
+                    payload[f"{split}_images"] = synthetic.render(scenes, side)
+                    payload[f"{split}_labels"] = scenes.labels
+            write_cache(path, payload)
+        return tuple(Split(payload[f"{s}_images"], payload[f"{s}_labels"])
+                     for s in ("train", "val", "test"))

@@ -1,70 +1,53 @@
-"""A procedural 10-class image data set in which depth, width and resolution all matter.
+"""A procedural 10-class image data set, drawn at whatever resolution a network trains at.
 
-Images are 64 x 64 RGB uint8, drawn with vectorised torch ops from a seed: no download, and the
-same seed gives the same bytes. Every image has a clutter background (a two-colour linear
-gradient, a few thin line segments, pixel noise) under one of three kinds of foreground:
-
-- grating-horizontal: a large disc filled with a fine sine grating whose stripes run horizontally.
-- grating-vertical: the same disc, stripes running vertically.
-- grating-checker: the same disc, a fine checkerboard (both diagonals at once).
-- pair-horizontal: two small identical shapes 22-40 px apart, within 10 degrees of a row.
-- pair-vertical: the same pair, within 10 degrees of a column.
-- pair-diagonal: the same pair, within 10 degrees of either diagonal.
-- shape-triangle: one medium equilateral triangle, any rotation.
-- shape-cross: one medium plus-shaped cross, any rotation.
-- shape-ring: one medium annulus.
-- shape-crescent: one medium disc with an offset bite taken out of it.
-
-Why this design:
-- resolution: the three grating classes differ only in pixel-scale detail. The grating frequency
-  is 0.28-0.42 cycles per pixel at 64 px (periods of 2.4-3.6 px), above the Nyquist limit of a
-  32 px image (0.25 in 64 px units), so an antialiased resize to 32 px turns all three into the
-  same flat disc; at 48 px (limit 0.375) most survive, weakened, and at 64 px all do. Shapes
-  and pairs also get easier with more pixels.
-- depth: the three pair classes contain the same local content (two copies of one small shape);
-  only the direction from one object to the other tells them apart, which needs features that
-  see both objects at once.
-- width: shape classes vary in colour, size, rotation, position and clutter, and all ten classes
-  must be told apart, so narrow networks run out of capacity.
-Every class is invariant to horizontal flips and small shifts, so the usual augmentations keep
-labels valid.
-
-Evidence (one run each, so +-10 points of noise; seed 0, 2-core CPU; torchvision EfficientNet-B0
-with a zero-initialised classifier, AdamW lr 2e-3 one-cycle, batch 64, flips, antialiased
-bilinear resize; chance is 10%): val accuracy after 8 epochs is 55% at 32 px (gratings 34%,
-chance within their group of three) and 87% at 48 px (gratings 65%); a 4-epoch run at 64 px
-reaches 69% (gratings 98%). On the previous, finer grating band (0.30-0.47) at 32 px, 8 epochs:
-B0 71%, width 0.5 47%, depth 0.5 76%, depth 2.0 32% (deeper nets train slower in 8 epochs).
+DOCSTRING_PLACEHOLDER
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 
 import torch
 
-# Bump whenever the drawing changes: cached files are named after it.
-VERSION = 1
-SIZE = 64  # native side in pixels
-BASE_RESOLUTION = 32  # default proxy-training side: the grating classes are unreadable at it
+# Bump whenever the scenes or their drawing change: cached files are named after it.
+VERSION = 2
+BASE_RESOLUTION = 40  # default proxy-training side, pixels (the default study's base)
+MIN_SIDE, MAX_SIDE = 16, 2048  # sides the renderer draws
 CLASSES = (
-    "grating-horizontal",
-    "grating-vertical",
-    "grating-checker",
+    "stripes-horizontal",
+    "stripes-vertical",
+    "hatch-diagonal",
+    "hatch-square",
     "pair-horizontal",
     "pair-vertical",
     "pair-diagonal",
     "shape-triangle",
     "shape-cross",
     "shape-ring",
-    "shape-crescent",
 )
+# Which dimension each group of classes is built to test (see the module docstring).
+GROUPS = {"texture": (0, 1, 2, 3), "pair": (4, 5, 6), "shape": (7, 8, 9)}
 SPLIT_SIZES = {"train": 4000, "val": 1000, "test": 1000}  # images per split
-CHUNK = 250  # images drawn at once: bounds memory at about 100 MB of float32 temporaries
-NOISE_STD = 6.0  # pixel noise in uint8 levels
-PAIR_ANGLE_JITTER = 10.0  # degrees; pair classes are 45 degrees apart, so 12.5 would touch
+
+# Scene content, in resolution-free units: lengths are fractions of the image side,
+# frequencies cycles per image.
+TEXTURE_CYCLES = (3.0, 24.0)  # texture frequency, log-uniform (density 1/f): as many per octave
+TEXTURE_RADIUS = (0.26, 0.4)  # radius of the textured disc
+ORIENTATION_JITTER = 10.0  # degrees, either way, on every texture and pair direction
+PAIR_RADIUS = (0.08, 0.13)  # radius of each object of a pair, log-uniform
+PAIR_DISTANCE = (0.4, 0.62)  # centre-to-centre distance of a pair
+SHAPE_RADIUS = (0.17, 0.37)  # outer radius of a single shape, log-uniform
+MARGIN = 0.03  # objects stay this far inside the border
+BACKGROUND_LEVEL = (10.0, 110.0)  # mean level of the background, uint8 scale: dark scenes
 MIN_CONTRAST = 80.0  # least mean-level difference between an object and its background
+NOISE_STD = 6.0  # pixel noise in uint8 levels, independent per pixel at every side
+
+# Drawing.
+PREFILTER_SIGMA = 0.5  # Gaussian pre-filter of textures, in output pixels (a camera's blur)
+CHUNK_PIXELS = 64 * 64 * 128  # pixels drawn at once (per channel): bounds memory, fits caches
+NOISE_BANK = 1 << 22  # values in the shared bank that per-image noise is cut from
 
 
 def stream_seed(seed: int, split: str) -> int:
@@ -73,232 +56,312 @@ def stream_seed(seed: int, split: str) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def generate_split(seed: int, split: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw one split: ``size`` images, exactly ``size / 10`` of each class, in shuffled order.
+def noise_seed(split_seed: int, index: int, side: int) -> int:
+    """A 63-bit seed for the pixel noise of image ``index`` of a split drawn at ``side`` px.
 
-    Returns images (size, 3, 64, 64) uint8 and labels (size,) int64.
+    splitmix64 of the three numbers: every (image, side) gets its own noise, and the same
+    one in every process.
     """
-    num_classes = len(CLASSES)
-    if size <= 0 or size % num_classes:
-        raise ValueError(f"size must be a positive multiple of {num_classes}, got {size}")
-    gen = torch.Generator().manual_seed(stream_seed(seed, split))
-    labels = torch.arange(num_classes).repeat_interleave(size // num_classes)
-    labels = labels[torch.randperm(size, generator=gen)]
-    images = torch.empty(size, 3, SIZE, SIZE, dtype=torch.uint8)
-    for start in range(0, size, CHUNK):
-        stop = min(start + CHUNK, size)
-        images[start:stop] = _draw(labels[start:stop], gen)
-    return images.contiguous(), labels
-
-
-def generate(
-    seed: int = 0, sizes: dict[str, int] | None = None
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Draw every split: ``{"train": (images, labels), "val": ..., "test": ...}``."""
-    sizes = SPLIT_SIZES if sizes is None else sizes
-    # One thread: the ops are small (CHUNK images), and on a 2-core machine shared with other
-    # processes two OpenMP threads spin against each other (measured 36 s instead of 2 s for
-    # 4000 images). Element-wise ops give the same bytes with any number of threads.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return {split: generate_split(seed, split, n) for split, n in sizes.items()}
-    finally:
-        torch.set_num_threads(threads)
+    value = split_seed
+    for word in (index, side):
+        value = (value ^ word) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        value = (value + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        value ^= value >> 31
+        value = value * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        value ^= value >> 29
+    return value >> 1
 
 
 # ---------------------------------------------------------------------------------------------
-# Drawing. Every helper works on a batch: per-image parameters have shape (N, 1, 1) and broadcast
-# against pixel-centre coordinates of shape (1, H, W); masks are soft (coverage in [0, 1]) so
-# edges are antialiased and no edge betrays a class through aliasing.
+# Scenes: parameters only, drawn once per image from the seed, the same at every side.
 
 
-def _uniform(gen: torch.Generator, n: int, low: float, high: float) -> torch.Tensor:
-    """(n, 1, 1) floats uniform in [low, high)."""
-    return low + (high - low) * torch.rand(n, 1, 1, generator=gen)
+@dataclass
+class Scenes:
+    """The scenes of one split: labels (n,) and named per-image parameters, (n,) or (n, k).
 
-
-def _sign(gen: torch.Generator, n: int) -> torch.Tensor:
-    """(n, 1, 1) of random +1 / -1."""
-    return torch.randint(0, 2, (n, 1, 1), generator=gen).float() * 2 - 1
-
-
-def _coverage(signed_distance: torch.Tensor) -> torch.Tensor:
-    """Soft inside mask from a signed distance in pixels (negative inside), 1 px wide edge."""
-    return (0.5 - signed_distance).clamp(0.0, 1.0)
-
-
-def _grid() -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates (1, H, W) in pixels: x grows rightwards, y downwards."""
-    axis = torch.arange(SIZE, dtype=torch.float32) + 0.5
-    y, x = torch.meshgrid(axis, axis, indexing="ij")
-    return x[None], y[None]
-
-
-def _paint(canvas: torch.Tensor, mask: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
-    """Blend ``colour`` (N, 3, 1, 1) or (N, 3, H, W) into canvas (N, 3, H, W) where mask (N, H, W).
-
-    Works in place and returns the canvas.
+    Every parameter is drawn for every image (an image uses those of its own family), in a
+    fixed order from the split's stream, so a scene never depends on the side it is drawn at.
     """
+
+    labels: torch.Tensor
+    params: dict[str, torch.Tensor]
+    split_seed: int
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def draw_scenes(seed: int, split: str, size: int) -> Scenes:
+    """The scenes of one split: ``size`` images, exactly ``size / 10`` of each class, shuffled."""
+    num_classes = len(CLASSES)
+    if size <= 0 or size % num_classes:
+        raise ValueError(f"size must be a positive multiple of {num_classes}, got {size}")
+    split_seed = stream_seed(seed, split)
+    gen = torch.Generator().manual_seed(split_seed)
+    labels = torch.arange(num_classes).repeat_interleave(size // num_classes)
+    labels = labels[torch.randperm(size, generator=gen)]
+    n = size
+
+    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+        return low + (high - low) * torch.rand(n, *shape, generator=gen)
+
+    def log_uniform(low: float, high: float) -> torch.Tensor:
+        return low * (high / low) ** torch.rand(n, generator=gen)
+
+    p: dict[str, torch.Tensor] = {}
+    # background: a dark two-colour linear gradient around a mean level
+    p["level"] = uniform(*BACKGROUND_LEVEL)
+    p["ends"] = (p["level"][:, None, None] + uniform(-30, 30, 3, 2)).clamp(0, 255)  # (n, 3, 2)
+    p["ramp_angle"] = uniform(0, 2 * math.pi)
+    # object colour (pairs and shapes), brighter than the background by MIN_CONTRAST or more
+    least = p["level"] + MIN_CONTRAST
+    p["colour"] = _colour(uniform(-60, 60, 3), least + uniform(0, 1) * (235 - least))
+    # texture colours: a mean a little less bright, so that the swing has room on both sides
+    mean = _colour(uniform(-60, 60, 3), p["level"] + uniform(MIN_CONTRAST - 10, MIN_CONTRAST + 40))
+    p["texture_mean"] = mean
+    p["texture_swing"] = torch.minimum(uniform(50, 90, 3), torch.minimum(mean, 255 - mean))
+    # texture disc
+    p["disc_radius"] = uniform(*TEXTURE_RADIUS)
+    p["disc_centre"] = 0.5 + uniform(-1, 1, 2) * (0.5 - p["disc_radius"][:, None] - MARGIN)
+    p["cycles"] = log_uniform(*TEXTURE_CYCLES)
+    p["texture_angle"] = torch.deg2rad(uniform(-ORIENTATION_JITTER, ORIENTATION_JITTER))
+    p["texture_phase"] = uniform(0, 2 * math.pi, 2)
+    # pair: two equal small shapes (disc, square or triangle), one direction apart
+    p["pair_radius"] = log_uniform(*PAIR_RADIUS)
+    p["pair_kind"] = torch.randint(0, 3, (n,), generator=gen)
+    p["pair_distance"] = uniform(*PAIR_DISTANCE)
+    p["pair_sign"] = torch.randint(0, 2, (n,), generator=gen).float() * 2 - 1  # diagonal's way
+    p["pair_jitter"] = torch.deg2rad(uniform(-ORIENTATION_JITTER, ORIENTATION_JITTER))
+    p["pair_place"] = uniform(-1, 1, 2)  # midpoint, as a share of the room left
+    # single shape
+    p["shape_radius"] = log_uniform(*SHAPE_RADIUS)
+    p["shape_centre"] = 0.5 + uniform(-1, 1, 2) * (0.5 - p["shape_radius"][:, None] - MARGIN)
+    p["shape_angle"] = uniform(0, 2 * math.pi)
+    p["cross_arm"] = uniform(0.26, 0.36)  # half-width of the cross arms, share of the radius
+    p["ring_inner"] = uniform(0.45, 0.62)  # inner radius of the ring, share of the radius
+    return Scenes(labels, p, split_seed)
+
+
+def _colour(hue: torch.Tensor, brightness: torch.Tensor) -> torch.Tensor:
+    """(n, 3) colours of the tints ``hue`` (n, 3) shifted to mean level ``brightness`` (n,)
+    (before clipping to 0..255): colours vary freely, their brightness is set."""
+    return (hue + (brightness - hue.mean(1))[:, None]).clamp(0, 255)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering: the scenes at one side, antialiased for that side.
+
+
+def render(scenes: Scenes, side: int, noise: bool = True) -> torch.Tensor:
+    """Images (n, 3, side, side) uint8 of ``scenes`` drawn at ``side`` px.
+
+    Coverage edges are one output pixel wide, textures are band-limited for this side, and
+    pixel noise (``noise``) is drawn per (image, side) from ``noise_seed``. Images are drawn
+    in blocks of one kind (class, and shape for pairs), so every block runs one program.
+    """
+    if isinstance(side, bool) or not isinstance(side, int) or not MIN_SIDE <= side <= MAX_SIDE:
+        raise ValueError(f"side must be a whole number of pixels in [{MIN_SIDE}, {MAX_SIDE}]")
+    n = len(scenes)
+    labels = scenes.labels
+    is_pair = (labels >= 4) & (labels <= 6)
+    key = labels * 3 + torch.where(is_pair, scenes.params["pair_kind"], 0)
+    order = torch.argsort(key, stable=True)  # images grouped by kind, index order within
+    keys = key[order]
+    images = torch.empty(n, 3, side, side, dtype=torch.uint8)
+    chunk = max(1, CHUNK_PIXELS // (side * side))
+    bank = _noise_bank() if noise else None
+    axis = torch.arange(side, dtype=torch.float32) + 0.5
+    grid = axis[None, None, :], axis[None, :, None]  # x (1, 1, W), y (1, H, 1), in pixels
+    bounds = torch.cat([torch.tensor([0]), torch.nonzero(keys[1:] != keys[:-1])[:, 0] + 1,
+                        torch.tensor([n])]).tolist()
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        label = int(keys[low]) // 3
+        for start in range(low, high, chunk):
+            stop = min(start + chunk, high)
+            index = order[start:stop]
+            part = {name: value[index] for name, value in scenes.params.items()}
+            canvas = _draw(label, part, side, *grid)
+            if bank is not None:
+                _add_noise(canvas, bank, scenes.split_seed, index.tolist(), side)
+            else:
+                canvas += 0.5  # the noise bank carries the rounding offset
+            # clamp, then the cast truncates: with the +0.5 above it rounds
+            images.index_copy_(0, index, canvas.clamp_(0, 255).to(torch.uint8))
+    return images
+
+
+def generate_split(
+    seed: int, split: str, size: int, side: int = BASE_RESOLUTION
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one split at ``side`` px: images (size, 3, side, side) uint8, labels (size,)."""
+    scenes = draw_scenes(seed, split, size)
+    return render(scenes, side), scenes.labels
+
+
+def generate(
+    seed: int = 0, sizes: dict[str, int] | None = None, side: int = BASE_RESOLUTION
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Draw every split at ``side`` px: ``{"train": (images, labels), "val": ..., ...}``."""
+    sizes = SPLIT_SIZES if sizes is None else sizes
+    with one_thread():
+        return {split: generate_split(seed, split, n, side) for split, n in sizes.items()}
+
+
+class one_thread:
+    """Run torch on one thread inside the block. The ops are small (one chunk), and on a
+    2-core machine shared with other processes two OpenMP threads spin against each other
+    (measured: 38 s instead of 3.8 s to draw 6000 images at 80 px). Element-wise ops give the
+    same bytes with any number of threads."""
+
+    def __enter__(self) -> None:
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.threads)
+
+
+_bank: torch.Tensor | None = None
+
+
+def _noise_bank() -> torch.Tensor:
+    """NOISE_BANK Gaussian values (std NOISE_STD, plus the 0.5 that makes the cast round),
+    the same in every process; an image's noise is a stretch of it at a seeded offset."""
+    global _bank
+    if _bank is None:
+        gen = torch.Generator().manual_seed(stream_seed(0, "noise-bank"))
+        _bank = torch.randn(NOISE_BANK, generator=gen).mul_(NOISE_STD).add_(0.5)
+    return _bank
+
+
+def _add_noise(canvas: torch.Tensor, bank: torch.Tensor, split_seed: int, indices: list[int],
+               side: int) -> None:
+    """Add to canvas (c, 3, side, side), in place, the noise of images ``indices`` of a split."""
+    length = 3 * side * side
+    seeds = [noise_seed(split_seed, index, side) for index in indices]
+    room = bank.shape[0] - length + 1
+    for image, seed in zip(canvas, seeds):
+        if length * 2 <= bank.shape[0]:
+            image += bank[seed % room : seed % room + length].view_as(image)
+        else:  # sides above ~830 px: too long for the bank, drawn on their own
+            gen = torch.Generator().manual_seed(seed)
+            image += torch.randn(3, side, side, generator=gen).mul_(NOISE_STD).add_(0.5)
+
+
+# The helpers below draw a block of images of one kind: per-image parameters of shape
+# (c, 1, 1) broadcast against pixel-centre coordinates x (1, 1, W) and y (1, H, 1), in pixels.
+
+
+def _col(values: torch.Tensor) -> torch.Tensor:
+    return values[:, None, None]
+
+
+def _cover(distance: torch.Tensor) -> torch.Tensor:
+    """Soft inside mask, in place, from a signed distance in output pixels (negative inside):
+    the edge ramps over one pixel, as the share of a pixel a straight edge covers does."""
+    return distance.neg_().add_(0.5).clamp_(0.0, 1.0)
+
+
+def _draw(label: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
+          y: torch.Tensor) -> torch.Tensor:
+    """Float images (c, 3, side, side), 0..255 scale, of scenes of class ``label``, no noise."""
+    # Background: a two-colour gradient along ramp_angle, 0 to 1 across the image.
+    cos, sin = _col(torch.cos(p["ramp_angle"]) / side), _col(torch.sin(p["ramp_angle"]) / side)
+    ramp = ((x - side / 2) * cos + ((y - side / 2) * sin + 0.5)).clamp_(0, 1)  # (c, H, W)
+    start, stop = p["ends"][..., 0, None, None], p["ends"][..., 1, None, None]  # (c, 3, 1, 1)
+    canvas = torch.addcmul(start, stop - start, ramp[:, None])  # (c, 3, H, W)
+    if label < 4:
+        mask, colour = _texture(label, p, side, x, y)
+    elif label < 7:
+        mask, colour = _pair(label - 4, p, side, x, y)
+    else:
+        mask, colour = _shape(label - 7, p, side, x, y)
     return canvas.lerp_(colour.expand_as(canvas), mask[:, None])
 
 
-def _contrasting_colour(gen: torch.Generator, background: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 1, 1) colours whose mean level differs from ``background`` (N,) by MIN_CONTRAST.
+def _texture(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
+             y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask (c, H, W) and colour (c, 3, H, W) of textured discs.
 
-    Drawn uniformly, then shifted away from the background level where too close, so objects
-    never vanish into the background but their colours still vary freely.
+    kind: 0 horizontal stripes, 1 vertical stripes, 2 diagonal hatch (both diagonals),
+    3 square hatch (horizontal and vertical at once). Each is a sum of one or two sinusoids of
+    ``cycles`` per image, each scaled by the Gaussian pre-filter's response at its frequency
+    in cycles per output pixel and dropped above the Nyquist limit along either axis: detail
+    finer than the side can hold fades to the mean colour instead of aliasing.
     """
-    n = background.shape[0]
-    colour = torch.rand(n, 3, generator=gen) * 255
-    gap = colour.mean(1) - background
-    # push the colour to the other side when it is too close (or on the wrong side of a clamp)
-    direction = torch.where(background < 128, 1.0, -1.0)
-    shift = torch.where(gap.abs() < MIN_CONTRAST, direction * MIN_CONTRAST - gap, 0.0)
-    return (colour + shift[:, None]).clamp(0, 255)[:, :, None, None]
+    radius = _col(p["disc_radius"]) * side
+    cx, cy = _col(p["disc_centre"][:, 0]) * side, _col(p["disc_centre"][:, 1]) * side
+    mask = _cover(torch.sqrt((x - cx) ** 2 + (y - cy) ** 2).sub_(radius))
+    angles = ((90.0,), (0.0,), (45.0, 135.0), (0.0, 90.0))[kind]  # of the wave vectors
+    weight = math.sqrt(1 / len(angles))  # the same RMS contrast for one or two components
+    cycles_per_pixel = p["cycles"] / side
+    gain = weight * torch.exp(-2 * math.pi**2 * PREFILTER_SIGMA**2 * cycles_per_pixel**2)
+    wave = None
+    for angle, phase in zip(angles, (p["texture_phase"][:, 0], p["texture_phase"][:, 1])):
+        theta = math.radians(angle) + p["texture_angle"]
+        fx, fy = cycles_per_pixel * torch.cos(theta), cycles_per_pixel * torch.sin(theta)
+        kept = torch.where(torch.maximum(fx.abs(), fy.abs()) < 0.5, gain, 0.0)
+        # sin(a + b) = sin a cos b + cos a sin b: two outer products instead of a sine per pixel
+        a = 2 * math.pi * _col(fx) * x + _col(phase)  # (c, 1, W)
+        b = 2 * math.pi * _col(fy) * y  # (c, H, 1)
+        term = torch.addcmul(torch.sin(a) * _col(kept) * torch.cos(b),
+                             torch.cos(a) * _col(kept), torch.sin(b))
+        wave = term if wave is None else wave.add_(term)
+    mean, swing = p["texture_mean"][:, :, None, None], p["texture_swing"][:, :, None, None]
+    return mask, torch.addcmul(mean, swing, wave[:, None])
 
 
-def _background(gen: torch.Generator, n: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(n, 3, H, W) float clutter: a linear two-colour gradient plus a few thin line segments."""
-    level = torch.rand(n, generator=gen) * 255
-    spread = torch.rand(n, 3, 2, generator=gen) * 70 - 35  # per-channel tint of both ends
-    ends = (level[:, None, None] + spread).clamp(0, 255)  # (n, 3, 2)
-    angle = _uniform(gen, n, 0, 2 * math.pi)
-    ramp = ((x - SIZE / 2) * torch.cos(angle) + (y - SIZE / 2) * torch.sin(angle)) / SIZE + 0.5
-    ramp = ramp.clamp(0, 1)[:, None]  # (n, 1, H, W)
-    canvas = ends[..., 0, None, None] * (1 - ramp) + ends[..., 1, None, None] * ramp
-    # Thin segments: clutter that no class depends on; faint so shapes stay the main signal.
-    for _ in range(3):
-        cx, cy = _uniform(gen, n, 0, SIZE), _uniform(gen, n, 0, SIZE)
-        half_length, theta = _uniform(gen, n, 4, 15), _uniform(gen, n, 0, math.pi)
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        along = ((x - cx) * cos + (y - cy) * sin).abs()
-        across = ((y - cy) * cos - (x - cx) * sin).abs()
-        half_width = _uniform(gen, n, 0.4, 0.9)
-        dist = torch.maximum(across - half_width, along - half_length)  # box distance, pixels
-        strength = _uniform(gen, n, 0.3, 0.6)
-        colour = torch.rand(n, 3, 1, 1, generator=gen) * 255
-        _paint(canvas, _coverage(dist) * strength, colour)
-    return canvas
-
-
-def _gratings(
-    gen: torch.Generator, kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor, level: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Coverage (n, H, W) and texture (n, 3, H, W) of a grating disc on backgrounds of ``level``.
-
-    kind (n,): 0 horizontal stripes, 1 vertical stripes, 2 checkerboard.
-    """
-    n = kind.shape[0]
-    radius = _uniform(gen, n, 15, 25)
-    cx = SIZE / 2 + _uniform(gen, n, -1, 1) * (SIZE / 2 - radius - 2)
-    cy = SIZE / 2 + _uniform(gen, n, -1, 1) * (SIZE / 2 - radius - 2)
-    mask = _coverage(torch.hypot(x - cx, y - cy) - radius)
-    # Frequency in cycles per pixel along each axis it varies on; see the module docstring.
-    freq = _uniform(gen, n, 0.28, 0.42)
-    phase_x, phase_y = _uniform(gen, n, 0, 2 * math.pi), _uniform(gen, n, 0, 2 * math.pi)
-    wave_x = torch.sin(2 * math.pi * freq * x + phase_x)
-    wave_y = torch.sin(2 * math.pi * freq * y + phase_y)
-    k = kind[:, None, None]
-    wave = torch.where(k == 0, wave_y, torch.where(k == 1, wave_x, wave_x * wave_y))
-    # Colours symmetric about a mean that contrasts with the background: after blurring (low
-    # resolution) every grating disc is the same flat disc of the mean colour. The swing (half
-    # peak-to-peak, uint8 levels) stays inside 0..255 so that clipping cannot shift the mean
-    # differently for the three kinds.
-    mean = _contrasting_colour(gen, level)
-    swing = torch.rand(n, 3, 1, 1, generator=gen) * 40 + 50
-    swing = torch.minimum(swing, torch.minimum(mean, 255 - mean))
-    texture = mean + swing * wave[:, None]
-    return mask, texture
-
-
-def _small_shape_distance(
-    kind: torch.Tensor, px: torch.Tensor, py: torch.Tensor, radius: torch.Tensor
-) -> torch.Tensor:
-    """Signed distance (pixels) to a small disc (0), square (1) or triangle (2) of ``radius``."""
-    disc = torch.hypot(px, py) - radius
-    square = torch.maximum(px.abs(), py.abs()) - radius * 0.85
-    # Equilateral triangle pointing up (y grows downwards): the largest of the three edge
-    # half-plane distances, a bound on the true distance that is exact near the edges.
-    triangle = torch.maximum(py, 0.866 * px.abs() - 0.5 * py) - radius * 0.5
-    return torch.where(kind == 0, disc, torch.where(kind == 1, square, triangle))
-
-
-def _pairs(
-    gen: torch.Generator, kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor
-) -> torch.Tensor:
-    """Coverage (n, H, W) of two equal small shapes; kind (n,): 0 row, 1 column, 2 diagonal.
+def _pair(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
+          y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask and colour of two equal small shapes; kind: 0 row, 1 column, 2 diagonal.
 
     The direction from one object to the other is 0, 90 or +-45 degrees plus up to
-    PAIR_ANGLE_JITTER degrees either way, their distance 22-40 px: the classes differ only
-    in that direction.
+    ORIENTATION_JITTER either way: the classes differ only in that direction, which a network
+    sees only by relating two objects a third to a half of the image apart. The objects are
+    discs, squares or up-pointing triangles (``pair_kind``, the same for a whole block).
     """
-    n = kind.shape[0]
-    radius = _uniform(gen, n, 4.5, 7)
-    shape = torch.randint(0, 3, (n, 1, 1), generator=gen)
-    distance = _uniform(gen, n, 22, 40)
-    base = torch.tensor([0.0, 90.0, 45.0])[kind][:, None, None]
-    diagonal_sign = torch.where(kind[:, None, None] == 2, _sign(gen, n), 1.0)
-    jitter = _uniform(gen, n, -PAIR_ANGLE_JITTER, PAIR_ANGLE_JITTER)
-    angle = torch.deg2rad(diagonal_sign * base + jitter)
-    dx, dy = distance * torch.cos(angle), distance * torch.sin(angle)
-    # Place the midpoint so that both objects stay fully inside the image.
-    margin = radius + 2
-    mx = SIZE / 2 + _uniform(gen, n, -1, 1) * (SIZE / 2 - margin - dx.abs() / 2).clamp(min=0)
-    my = SIZE / 2 + _uniform(gen, n, -1, 1) * (SIZE / 2 - margin - dy.abs() / 2).clamp(min=0)
-    first = _small_shape_distance(shape, x - (mx - dx / 2), y - (my - dy / 2), radius)
-    second = _small_shape_distance(shape, x - (mx + dx / 2), y - (my + dy / 2), radius)
-    return _coverage(torch.minimum(first, second))
+    radius = p["pair_radius"]
+    base = math.radians((0.0, 90.0, 45.0)[kind])
+    angle = (p["pair_sign"] * base if kind == 2 else base) + p["pair_jitter"]
+    dx, dy = p["pair_distance"] * torch.cos(angle), p["pair_distance"] * torch.sin(angle)
+    room = 0.5 - radius - MARGIN
+    mx = 0.5 + p["pair_place"][:, 0] * (room - dx.abs() / 2).clamp(min=0)
+    my = 0.5 + p["pair_place"][:, 1] * (room - dy.abs() / 2).clamp(min=0)
+    r = _col(radius) * side
+    shape = int(p["pair_kind"][0])
+    distances = []
+    for sign in (-1, 1):
+        px = x - _col(mx + sign * dx / 2) * side  # (c, 1, W)
+        py = y - _col(my + sign * dy / 2) * side  # (c, H, 1)
+        if shape == 0:  # disc
+            distance = torch.sqrt(px * px + py * py).sub_(r)
+        elif shape == 1:  # axis-aligned square
+            distance = torch.maximum(px.abs(), py.abs()).sub_(r * 0.85)
+        else:  # triangle: the largest edge half-plane distance, exact near the edges
+            distance = torch.maximum(py, 0.866 * px.abs() - 0.5 * py).sub_(r * 0.5)
+        distances.append(distance)
+    return _cover(torch.minimum(*distances)), p["colour"][:, :, None, None]
 
 
-def _shapes(
-    gen: torch.Generator, kind: torch.Tensor, x: torch.Tensor, y: torch.Tensor
-) -> torch.Tensor:
-    """Coverage (n, H, W) of one shape; kind (n,): 0 triangle, 1 cross, 2 ring, 3 crescent."""
-    n = kind.shape[0]
-    k = kind[:, None, None]
-    radius = _uniform(gen, n, 12, 23)
-    cx = SIZE / 2 + _uniform(gen, n, -1, 1) * (SIZE / 2 - radius - 2)
-    cy = SIZE / 2 + _uniform(gen, n, -1, 1) * (SIZE / 2 - radius - 2)
-    angle = _uniform(gen, n, 0, 2 * math.pi)
-    cos, sin = torch.cos(angle), torch.sin(angle)
+def _shape(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
+           y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask and colour of one shape at any rotation; kind: 0 triangle, 1 cross, 2 ring."""
+    radius = _col(p["shape_radius"]) * side
+    cx, cy = _col(p["shape_centre"][:, 0]) * side, _col(p["shape_centre"][:, 1]) * side
+    colour = p["colour"][:, :, None, None]
+    if kind == 2:  # ring: rotation does not matter
+        dist = torch.sqrt((x - cx) ** 2 + (y - cy) ** 2)
+        inner = radius * _col(p["ring_inner"])
+        return _cover(torch.maximum(dist - radius, inner - dist)), colour
+    cos, sin = _col(torch.cos(p["shape_angle"])), _col(torch.sin(p["shape_angle"]))
     u = (x - cx) * cos + (y - cy) * sin  # rotated coordinates around the centre
-    v = -(x - cx) * sin + (y - cy) * cos
-    dist = torch.hypot(u, v)
-    # triangle: three half-planes at 0, 120 and 240 degrees, inradius radius / 2
-    edges = [u * math.cos(a) + v * math.sin(a) for a in (0.0, 2 * math.pi / 3, 4 * math.pi / 3)]
-    triangle = torch.stack(edges).amax(0) - radius * 0.5
-    arm = radius * _uniform(gen, n, 0.22, 0.32)  # half-width of the cross arms
-    bar_h = torch.maximum(u.abs() - radius, v.abs() - arm)
-    bar_v = torch.maximum(v.abs() - radius, u.abs() - arm)
-    cross = torch.minimum(bar_h, bar_v)
-    inner = radius * _uniform(gen, n, 0.45, 0.62)
-    ring = torch.maximum(dist - radius, inner - dist)
-    # crescent: the disc minus a disc of 0.8 radius shifted by half a radius along u
-    bite = torch.hypot(u - radius * 0.5, v) - radius * 0.8
-    crescent = torch.maximum(dist - radius, -bite)
-    sdf = torch.where(
-        k == 0, triangle, torch.where(k == 1, cross, torch.where(k == 2, ring, crescent))
-    )
-    return _coverage(sdf)
-
-
-def _draw(labels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Images (N, 3, H, W) uint8 for class indices ``labels`` (N,)."""
-    n = labels.shape[0]
-    x, y = _grid()
-    canvas = _background(gen, n, x, y)
-    level = canvas.mean((1, 2, 3))  # (n,) mean background level, for contrast
-    # Each family draws only its own images; its parameters index its classes from 0.
-    gratings = (labels < 3).nonzero()[:, 0]
-    if len(gratings):
-        mask, texture = _gratings(gen, labels[gratings], x, y, level[gratings])
-        canvas[gratings] = _paint(canvas[gratings], mask, texture)
-    for first, last, family in ((3, 5, _pairs), (6, 9, _shapes)):
-        index = ((labels >= first) & (labels <= last)).nonzero()[:, 0]
-        if len(index):
-            mask = family(gen, labels[index] - first, x, y)
-            colour = _contrasting_colour(gen, level[index])
-            canvas[index] = _paint(canvas[index], mask, colour)
-    canvas += NOISE_STD * torch.randn(canvas.shape, generator=gen)
-    return canvas.round_().clamp_(0, 255).to(torch.uint8)
+    v = (y - cy) * cos - (x - cx) * sin
+    if kind == 0:  # triangle: three half-planes at 0, 120 and 240 degrees, inradius radius / 2
+        half = 0.5 * u
+        edges = torch.maximum(0.866 * v - half, -0.866 * v - half)
+        return _cover(torch.maximum(u, edges).sub_(radius * 0.5)), colour
+    arm = radius * _col(p["cross_arm"])  # cross: two bars of half-width arm
+    au, av = u.abs_(), v.abs_()
+    cross = torch.minimum(torch.maximum(au - radius, av - arm), torch.maximum(av - radius, au - arm))
+    return _cover(cross), colour

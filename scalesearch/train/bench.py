@@ -205,20 +205,24 @@ def _time_flop_count(
     """Seconds for a first complexity count (empty cache folder, nothing in memory) and for the
     same count again from the disk cache (memory cache cleared).
 
-    A count covers the candidate and B0 at ``base_resolution`` (for the FLOPs ratio), as the
-    search asks for it. The first includes importing fvcore if this process has not yet.
-    Clears complexity's in-memory cache as a side effect."""
+    A count covers the candidate and B0 at ``base_resolution`` (for the FLOPs ratio), with
+    fvcore checked against the analytic count, as the search does for every network it trains
+    (matching uses the analytic count alone, microseconds). The first includes importing
+    fvcore if this process has not yet. Clears complexity's in-memory cache as a side
+    effect."""
     from scalesearch.net import complexity
 
     with tempfile.TemporaryDirectory(prefix="scalesearch-bench-") as name:
         folder = Path(name)
         complexity.clear_memory_cache()
         start = time.perf_counter()
-        complexity.count_complexity(spec, num_classes, base_resolution, cache_dir=folder)
+        complexity.count_complexity(spec, num_classes, base_resolution, cache_dir=folder,
+                                    exact=True)
         first = time.perf_counter() - start
         complexity.clear_memory_cache()
         start = time.perf_counter()
-        complexity.count_complexity(spec, num_classes, base_resolution, cache_dir=folder)
+        complexity.count_complexity(spec, num_classes, base_resolution, cache_dir=folder,
+                                    exact=True)
         cached = time.perf_counter() - start
         complexity.clear_memory_cache()  # entries of this run's folder must not outlive it
     return first, cached

@@ -80,7 +80,7 @@ def train_one(scale: ScaleFlags, dataset: str, data_dir: str, base_resolution: i
             "error": (f"out of memory on {target} at batch size {config.batch_size} and "
                       f"resolution {spec.resolution} px; lower --batch-size"),
         }
-    counts = count_complexity(spec, data.num_classes, base)
+    counts = count_complexity(spec, data.num_classes, base, exact=True)  # fvcore agrees
     record = {
         "dataset": data.name, "classes": data.num_classes,
         "preset": scale.preset.lower() if scale.preset else None,
