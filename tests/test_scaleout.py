@@ -118,9 +118,10 @@ def running_trial_of(storage, name, pids):
 
 
 def point(trial):
-    """What a trial trains: its kind and direction (rounded against float noise)."""
+    """What a trial trains: its kind, direction (rounded against float noise) and which of
+    the candidate's networks (one matched, or the lower and upper around the budget)."""
     params = tuple(sorted((k, round(v, 6)) for k, v in trial.params.items()))
-    return trial.user_attrs["kind"], params
+    return trial.user_attrs["kind"], params, trial.user_attrs.get("bracket")
 
 
 def assert_every_point_once(study, killed):
@@ -128,9 +129,14 @@ def assert_every_point_once(study, killed):
     trials = study.get_trials()
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     points = [point(t) for t in complete]
-    assert len(points) == PLANNED and len(set(points)) == PLANNED, points
-    assert sorted(k for k, _ in points) == ["baseline", "compound", "compound", "compound",
-                                            "depth", "resolution", "width"]
+    assert len(set(points)) == len(points), points  # nothing trained twice
+    first = [p for p in points if p[2] != "upper"]
+    assert len(first) == PLANNED, points
+    assert sorted(k for k, _, _ in first) == ["baseline", "compound", "compound", "compound",
+                                              "depth", "resolution", "width"]
+    for kind, params, bracket in points:  # every lower network has its upper one, once
+        if bracket == "lower":
+            assert (kind, params, "upper") in points
     baseline = next(t for t in complete if t.user_attrs["kind"] == "baseline")
     assert sorted(r["seed"] for r in baseline.user_attrs["runs"]) == [0, 1]  # each seed once
     dead = trials[killed]

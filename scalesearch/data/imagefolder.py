@@ -41,20 +41,7 @@ def load_imagefolder(
 
     root = Path(folder).expanduser().resolve()
     files = _list_image_files(root)
-    listing = []
-    for paths in files.values():
-        for path in paths:
-            stat = path.stat()
-            listing.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
-    key = {
-        "version": IMAGEFOLDER_CACHE_VERSION,
-        "root": str(root),
-        "max_size": max_size,
-        "files": listing,
-    }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    cache = data_dir / f"imagefolder-{digest}.pt"
-    meta = {"key_sha256": digest, "root": str(root), "max_size": max_size}
+    cache, meta = _cache_of(root, files, data_dir, max_size)
     payload = read_cache(cache, meta)
     if payload is None:
         payload = {"meta": meta, **_decode_folder(root, files, max_size)}
@@ -91,6 +78,22 @@ def load_imagefolder(
         base_resolution=max_size // 2,
         skipped=skipped,
     )
+
+
+def _cache_of(root: Path, files: dict[str, list[Path]], data_dir: Path,
+              max_size: int) -> tuple[Path, dict]:
+    """The cache file of a folder's decoded images and the metadata it must hold: keyed by
+    the folder, its files' names, sizes and modification times, and the stored size."""
+    listing = []
+    for paths in files.values():
+        for path in paths:
+            stat = path.stat()
+            listing.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    key = {"version": IMAGEFOLDER_CACHE_VERSION, "root": str(root), "max_size": max_size,
+           "files": listing}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    meta = {"key_sha256": digest, "root": str(root), "max_size": max_size}
+    return data_dir / f"imagefolder-{digest}.pt", meta
 
 
 def _list_image_files(root: Path) -> dict[str, list[Path]]:

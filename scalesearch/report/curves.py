@@ -7,14 +7,17 @@ from pathlib import Path
 import pandas as pd
 
 from scalesearch.errors import BadInput
-from scalesearch.report.frontier import check_columns, flops_unit, padded, set_flops_axis
 from scalesearch.report.style import (
     KIND_COLORS,
     KIND_LABELS,
     KIND_MARKERS,
+    check_columns,
     figure,
+    flops_unit,
+    padded,
     rc,
     save,
+    set_flops_axis,
     tidy,
 )
 

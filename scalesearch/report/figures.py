@@ -48,7 +48,6 @@ def proxy_text(settings: dict) -> str:
 
 def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Drawn:
     """Read study `name` (default: the latest) and draw every figure its data supports."""
-    from scalesearch.report.curves import plot_scaling, scaling_table
     from scalesearch.report.frontier import plot_frontier
     from scalesearch.report.history import plot_history, plot_importances, plot_timeline
     from scalesearch.report.surface import plot_surface
@@ -97,17 +96,24 @@ def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Draw
         _spans(trials), out, f"Search timeline: {search}"))
     attempt("importances", lambda: plot_importances(
         _importances(study), out, f"Parameter importances (Optuna PED-ANOVA): {search}"))
-    if not compare_summary or not compare_summary["table"]:
-        drawn.skipped["scaling"] = (f"no comparison yet; run scalesearch compare {where.name} "
-                                    "--phi 1,2")
-    else:
-        c = compare_summary["coefficients"]
-        k = compare_summary["seeds"]
-        title = (f"Compound (α={c['alpha']:.3g}, β={c['beta']:.3g}, γ={c['gamma']:.3g}) vs "
-                 f"single-dimension scaling at equal FLOPs, test accuracy: "
-                 f"{proxy_text(settings)}, {k} seed(s) per network")
-        attempt("scaling", lambda: plot_scaling(scaling_table(compare_summary), out, title))
+    _draw_scaling(drawn, out, attempt)
     return drawn
+
+
+def _draw_scaling(drawn: Drawn, out: Path, attempt) -> None:
+    """The scaling curves of the comparison, or why not."""
+    from scalesearch.report.curves import plot_scaling, scaling_table
+
+    summary = drawn.compare_summary
+    if not summary or not summary["table"]:
+        drawn.skipped["scaling"] = (f"no comparison yet; run scalesearch compare "
+                                    f"{drawn.where.name} --phi 1,2")
+        return
+    c, k = summary["coefficients"], summary["seeds"]
+    title = (f"Compound (α={c['alpha']:.3g}, β={c['beta']:.3g}, γ={c['gamma']:.3g}) vs "
+             f"single-dimension scaling at equal FLOPs, test accuracy: "
+             f"{proxy_text(drawn.settings)}, {k} seed(s) per network")
+    attempt("scaling", lambda: plot_scaling(scaling_table(summary), out, title))
 
 
 def strategy_points(frame: pd.DataFrame) -> list[dict]:

@@ -21,6 +21,10 @@ from scalesearch.report.style import (
     KIND_LABELS,
     KIND_MARKERS,
     KINDS,
+    check_columns,
+    flops_unit,
+    padded,
+    set_flops_axis,
 )
 
 # Per-trial columns copied from the first row of a trial (they do not vary over seeds).
@@ -42,12 +46,6 @@ _TRIAL_COLUMNS = (
 )
 
 _REQUIRED = ("trial", "kind", "flops", "val_accuracy", "state")
-
-
-def check_columns(frame: pd.DataFrame, required: tuple[str, ...], what: str) -> None:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise BadInput(f"{what} lacks column(s) {', '.join(missing)}")
 
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -98,15 +96,6 @@ def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
 ZOOM_SHARE = 0.3
 
 
-def flops_unit(flops: np.ndarray) -> tuple[float, str]:
-    """Scale and prefix that keep the typical FLOP count between 1 and 1000."""
-    typical = float(np.median(flops)) if len(flops) else 1.0
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if typical >= scale:
-            return scale, prefix
-    return 1.0, ""
-
-
 def _baseline_flops(frame: pd.DataFrame) -> float | None:
     """Baseline FLOPs from a baseline row, else implied by the rows' flops / flops_ratio."""
     base = frame.loc[frame["kind"] == "baseline", "flops"].dropna()
@@ -136,35 +125,6 @@ def _coefficient_text(row: pd.Series) -> str:
     symbols = (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))
     parts = [f"{s}={row[c]:.3g}" for s, c in symbols if c in row.index and pd.notna(row[c])]
     return "  ".join(parts) if parts else f"trial {int(row['trial'])}"
-
-
-def padded(low: float, high: float, share: float, least: float) -> tuple[float, float]:
-    """Log-axis limits widened on both sides by `share` of the span (`least`x at least)."""
-    margin = max((high / low) ** share, least)
-    return low / margin, high * margin
-
-
-def log_ticks(low: float, high: float) -> list[float]:
-    """Tick positions for a log axis: 1-2-5 per decade on wide ranges, round steps on narrow."""
-    from matplotlib.ticker import MaxNLocator
-
-    if high / low > 10:
-        decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-        mantissas = (1,) if high / low > 1000 else (1, 2, 5)
-        ticks = [m * 10.0**e for e in decades for m in mantissas]
-    else:  # less than a decade: a log axis is nearly linear, so linear round steps read best
-        ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
-    return [float(t) for t in ticks if low <= t <= high]
-
-
-def set_flops_axis(ax, low: float, high: float) -> None:
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
-
-    ax.set_xscale("log")
-    ax.set_xlim(low, high)
-    ax.xaxis.set_major_locator(FixedLocator(log_ticks(low, high)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _zoom_limits(

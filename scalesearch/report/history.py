@@ -7,12 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from scalesearch.errors import BadInput
-from scalesearch.report.frontier import aggregate, check_columns
+from scalesearch.report.frontier import aggregate
 from scalesearch.report.style import (
     KIND_COLORS,
     KIND_LABELS,
     KIND_MARKERS,
     KINDS,
+    check_columns,
     figure,
     rc,
     save,

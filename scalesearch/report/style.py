@@ -7,8 +7,14 @@ matplotlib is imported inside the functions, so importing this module stays chea
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalesearch.errors import BadInput
 
 KINDS = ("baseline", "depth", "width", "resolution", "compound")
 
@@ -84,3 +90,47 @@ def rc():
     import matplotlib.pyplot as plt
 
     return plt.rc_context(STYLE)
+
+
+def check_columns(frame: pd.DataFrame, required: tuple[str, ...], what: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise BadInput(f"{what} lacks column(s) {', '.join(missing)}")
+
+
+def flops_unit(flops: np.ndarray) -> tuple[float, str]:
+    """Scale and prefix that keep the typical FLOP count between 1 and 1000."""
+    typical = float(np.median(flops)) if len(flops) else 1.0
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if typical >= scale:
+            return scale, prefix
+    return 1.0, ""
+
+
+def padded(low: float, high: float, share: float, least: float) -> tuple[float, float]:
+    """Log-axis limits widened on both sides by `share` of the span (`least`x at least)."""
+    margin = max((high / low) ** share, least)
+    return low / margin, high * margin
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick positions for a log axis: 1-2-5 per decade on wide ranges, round steps on narrow."""
+    from matplotlib.ticker import MaxNLocator
+
+    if high / low > 10:
+        decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+        mantissas = (1,) if high / low > 1000 else (1, 2, 5)
+        ticks = [m * 10.0**e for e in decades for m in mantissas]
+    else:  # less than a decade: a log axis is nearly linear, so linear round steps read best
+        ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+    return [float(t) for t in ticks if low <= t <= high]
+
+
+def set_flops_axis(ax, low: float, high: float) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ax.xaxis.set_major_locator(FixedLocator(log_ticks(low, high)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
