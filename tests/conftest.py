@@ -1,6 +1,7 @@
 """Shared test setup: one FLOP-count cache per test session, never the user's own; the gates of
-tests that need a database server or a CUDA GPU; a data folder and a database study name that
-several test files share.
+tests that need a database server or a CUDA GPU; and what several test files share: a data
+folder, a finished tiny study, a fresh MySQL study name, running the command line, and
+checking what a stored search trained.
 
 A test that needs a service skips when it is missing, unless the service's variable is set to 1
 (CI sets them in .ci/run), which turns the skip into a failure:
@@ -91,24 +92,33 @@ def mysql():
 def mysql_name(mysql):
     """A fresh study name in the test MySQL database; the study and the stages stored beside it
     (NAME.compare, ...) are deleted afterwards."""
-    yield from fresh_study_name(mysql)
-
-
-def fresh_study_name(url: str):
-    """A fixture body: yield a fresh study name, then delete every study of that name at `url`."""
     import optuna
 
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    for study in optuna.get_all_study_names(storage=url):
-        if study == name or study.startswith(f"{name}."):
-            optuna.delete_study(study_name=study, storage=url)
+    for study in optuna.get_all_study_names(storage=mysql):
+        if study.lower().strip() == name or study.lower().startswith(f"{name}."):
+            optuna.delete_study(study_name=study, storage=mysql)
 
 
 @pytest.fixture(scope="session")
 def shared_data_dir(tmp_path_factory):
     """One data folder for the whole session: the synthetic set is drawn once."""
     return tmp_path_factory.mktemp("data")
+
+
+def config_from_flags(args, **more):
+    """The StudyConfig that `run` builds from the flags `args` (`--base-depth 0.25 ...`)."""
+    from scalesearch.search.config import StudyConfig, build_config
+
+    defaults = StudyConfig()
+    flags = {}
+    for flag, value in zip(args[::2], args[1::2]):
+        key = flag[2:].replace("-", "_")
+        default = getattr(defaults, key)
+        flags[key] = value if key == "budget" else (
+            int(value) if default is None else type(default)(value))
+    return build_config(**flags, **more)
 
 
 def scalesearch_env(**extra) -> dict:
@@ -121,6 +131,27 @@ def scalesearch(*args, timeout: float = 300, **kwargs) -> subprocess.CompletedPr
     return subprocess.run([sys.executable, "-m", "scalesearch", *map(str, args)],
                           capture_output=True, text=True, env=scalesearch_env(),
                           timeout=timeout, **kwargs)
+
+
+def start(*args, env: dict | None = None) -> subprocess.Popen:
+    """`python -m scalesearch ARGS` in the background (environment: `scalesearch_env()`), in a
+    session and process group of its own: `stop_all` ends it with whatever it started."""
+    return subprocess.Popen([sys.executable, "-m", "scalesearch", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env or scalesearch_env(), start_new_session=True)
+
+
+def stop_all(*procs) -> None:
+    """SIGKILL each of `procs` started by `start` and every process left in its group (worker
+    processes), if any is still there."""
+    import contextlib
+    import signal
+
+    for proc in procs:
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -155,11 +186,12 @@ def assert_complete_once(study):
     their original) is complete exactly once, and nothing else was trained (grid studies)."""
     from optuna.trial import TrialState
 
+    def network(t):  # a candidate's first network, or the second of a bracket
+        return trial_point(t), t.user_attrs.get("bracket") == "upper"
+
     trials = study.get_trials()
-    wanted = {(trial_point(t), t.user_attrs.get("bracket")) for t in trials
-              if enqueued(t) and "rerun_of" not in t.user_attrs}
-    complete = Counter((trial_point(t), t.user_attrs.get("bracket")) for t in trials
-                       if t.state == TrialState.COMPLETE)
+    wanted = {network(t) for t in trials if enqueued(t) and "rerun_of" not in t.user_attrs}
+    complete = Counter(network(t) for t in trials if t.state == TrialState.COMPLETE)
     assert set(complete) == wanted and set(complete.values()) == {1}, complete
     assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
                for t in trials), [(t.number, t.state) for t in trials]

@@ -140,6 +140,11 @@ def _print_summary(console, summary: dict, where) -> None:
     if best:
         console.print(f"best compound: {strategy_line(best, 'val')}")
     console.print(summary["verdict"]["text"])
+    from scalesearch.runs.fidelity import fidelity_line
+
+    line = fidelity_line(where, summary)  # the verdict at longer training, or how to check it
+    if line:
+        console.print(line, markup=False)
     if where.storage is None or where.folder.exists():
         console.print(f"results: {where.folder}/ (trials.csv, confirm.csv, summary.json); "
                       f"next: scalesearch plot {where.name}")
@@ -168,9 +173,14 @@ def show(
         return
     # Piped output is not cut to 80 columns: it is read by people and by grep alike.
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    budget = settings.get("budget")
     console.print(trials_table(trials, f"study {where.name} (budget "
-                                       f"{settings.get('budget', '?')}x)"))
+                                       f"{'?' if budget is None else format(budget, 'g')}x)"))
     console.print(summary["verdict"]["text"])
+    if "confirmation" in summary:
+        from scalesearch.runs.fidelity import status_text
+
+        console.print(status_text(study, where, settings), markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -74,6 +74,7 @@ def write_run_files(where: Where, config: StudyConfig) -> None:
 def study_summary(study, where: Where) -> tuple[dict, dict]:
     """summary.json of the study at `where` (the search, and the confirmation's verdict once
     it has run) and the rows of each file, {file name: rows}."""
+    from scalesearch.search.worker import search_complete
     from scalesearch.stages import confirm, stage
     from scalesearch.verdict.results import search_summary, trial_rows
 
@@ -83,6 +84,10 @@ def study_summary(study, where: Where) -> tuple[dict, dict]:
     summary["storage"] = where.storage or str(where.folder / "study.journal")
     rows = {"trials.csv": frame}
     confirmation = stage.load_existing(where.name, confirm.STAGE, study._storage)
+    if confirmation is None and search_complete(study) and summary["best"] is None:
+        summary["verdict"] = {"answer": "undecided", "text": "No verdict: the search is complete "
+                              "but has no compound candidate at the budget to confirm (raise "
+                              "--trials)."}
     if confirmation is not None:
         rows[confirm.CSV] = stage.stage_rows(confirmation)
         summary["confirmation"] = confirm.summarize(rows[confirm.CSV], confirmation.user_attrs)

@@ -196,7 +196,9 @@ def to_toml(config: StudyConfig) -> str:
         elif isinstance(value, bool):
             lines.append(f"{name} = {'true' if value else 'false'}")
         elif isinstance(value, str):
-            lines.append(f"{name} = {json.dumps(value)}")
+            # A TOML basic string; characters beyond the BMP stay as they are (JSON would
+            # write surrogate-pair escapes, which TOML does not accept).
+            lines.append(f"{name} = {json.dumps(value, ensure_ascii=False)}")
         else:
             lines.append(f"{name} = {value!r}")
     return "\n".join(lines) + "\n"

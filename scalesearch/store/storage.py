@@ -92,6 +92,34 @@ def _check_journal(path: Path) -> None:
                 raise ValueError("not a journal entry")
 
 
+class _ExactNames(optuna.storages.RDBStorage):
+    """A database storage whose study names match exactly. MySQL's default collation compares
+    them without case and trailing spaces, so there "Tiny" would open, join or resume the study
+    "tiny"; here it is another study, and creating it is refused in one sentence."""
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        study_id = super().get_study_id_from_name(study_name)
+        if self.get_study_name_from_id(study_id) != study_name:
+            raise KeyError(f"No such study {study_name}.")
+        return study_id
+
+    def create_new_study(self, directions, study_name: str | None = None) -> int:
+        try:
+            return super().create_new_study(directions, study_name)
+        except optuna.exceptions.DuplicatedStudyError:
+            try:
+                taken = self.get_study_name_from_id(
+                    super().get_study_id_from_name(study_name))
+            except KeyError:
+                taken = study_name
+            if taken != study_name:
+                raise BadInput(
+                    f"study name {study_name!r} is taken by the study {taken!r} in this "
+                    "database, which compares names without case or trailing spaces; "
+                    "choose another --name.") from None
+            raise
+
+
 def _open_database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     import sqlalchemy.exc
 
@@ -104,10 +132,14 @@ def _open_database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     if url.startswith(("postgresql://", "postgres://")):
         # The driver we install (psycopg 3); SQLAlchemy before 2.1 would look for psycopg2.
         driver_url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    elif url.startswith(("mysql://", "mariadb://")):
+        # The driver we install (PyMySQL); SQLAlchemy would look for mysqlclient (MySQLdb).
+        scheme, rest = url.split("://", 1)
+        driver_url = f"{scheme}+pymysql://{rest}"
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            return _ExactNames(
                 driver_url,
                 engine_kwargs={"pool_pre_ping": True},
                 heartbeat_interval=heartbeat,

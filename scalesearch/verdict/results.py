@@ -67,6 +67,8 @@ def trial_rows(trials: list[FrozenTrial], extra: tuple[str, ...] = ()) -> pd.Dat
             continue
         base = {c: attrs.get(c) for c in columns if c in attrs and c not in RUN_KEYS}
         base.update(trial=t.number, worker=attrs.get("worker"), rerun_of=attrs.get("rerun_of"))
+        base.setdefault("candidate", t.number)  # studies made before candidates had two networks
+        base.setdefault("bracket", "matched" if attrs.get("flops_matched", True) else "off budget")
         if "infeasible" in attrs:
             rows.append({**base, "state": "infeasible", "error": attrs["infeasible"]})
             continue

@@ -1,0 +1,170 @@
+"""Storages other than the journal file: a study in MySQL/MariaDB with several workers, one of
+them killed; SQLite refused for several workers; the gates that make a missing server (or GPU)
+a failure in CI.
+
+The MySQL tests use the server at 127.0.0.1:3306 (user root, empty password, database test),
+one study per test under a fresh name, deleted afterwards. They skip when no server answers,
+unless SCALESEARCH_REQUIRE_MYSQL=1 (set by .ci/run), which makes that a failure.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import (
+    CORNERS_ONLY,
+    assert_complete_once,
+    config_from_flags,
+    cuda_or_skip,
+    mysql_or_skip,
+    start,
+    stop_all,
+    trial_point,
+)
+from tests.test_scaleout import (
+    cli,
+    load,
+    one_error_line,
+    running_trial_of,
+    wait_for,
+)
+
+
+def test_mysql_three_workers_one_killed(mysql, mysql_name, tmp_path, shared_data_dir):
+    """`run --workers 2` plus a `worker` joining through MySQL; the first worker seen training
+    gets SIGKILL mid-trial and its heartbeats stop, so a live worker fails that trial and
+    re-runs it; the study completes with every network trained once."""
+    results = tmp_path / "results"
+    common = ["--name", mysql_name, "--storage", mysql, "--results-dir", results,
+              "--heartbeat", "2"]
+    run = start("run", *common, "--data-dir", shared_data_dir, *CORNERS_ONLY, "--workers", "2")
+    joined = None
+    try:
+        wait_for("the study's plan", lambda: (s := load(mysql, mysql_name)) is not None
+                 and s.user_attrs.get("planned"), 60, [run])
+        joined = start("worker", *common, "--data-dir", shared_data_dir)
+        killed, pid = wait_for("a running trial", lambda: running_trial_of(
+            mysql, mysql_name, None), 90, [run, joined])
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        study = load(mysql, mysql_name)
+        wait_for("the killed trial to fail", lambda: study.trials[killed].state
+                 == TrialState.FAIL, 60, [run])
+        noticed = time.monotonic() - killed_at
+        _, err = run.communicate(timeout=150)
+        _, joined_err = joined.communicate(timeout=60)
+    finally:
+        stop_all(run, joined)
+    assert run.returncode == 0, err
+    assert "Traceback" not in err and "Traceback" not in joined_err
+    if pid == joined.pid:
+        assert joined.returncode == -signal.SIGKILL
+    else:  # one of run's own workers: run names it and ends well, the others completed
+        assert joined.returncode == 0, joined_err
+        assert "stopped early" in err and "(exit -9)" in err
+    assert noticed < 45  # 4 s without heartbeats, plus at most one tiny trial
+    study = load(mysql, mysql_name)
+    assert_complete_once(study)
+    reruns = [t for t in study.trials if t.user_attrs.get("rerun_of") == killed]
+    assert len(reruns) == 1 and trial_point(reruns[0]) == trial_point(study.trials[killed])
+    assert not (results / mysql_name / "study.journal").exists()  # stored in MySQL only
+
+    shown = cli("show", mysql_name, "--storage", mysql)
+    assert shown.returncode == 0, shown.stderr
+    assert f"re-run of {killed}" in shown.stdout and "re-run as" in shown.stdout
+
+
+def test_joining_a_missing_mysql_study(mysql, mysql_name):
+    one_error_line(cli("worker", "--name", mysql_name, "--storage", mysql), "no study named")
+    assert load(mysql, mysql_name) is None
+
+
+def test_sqlite_is_refused_for_several_workers_and_nothing_is_created(tmp_path):
+    """SQLite with --workers 2: exit 2, one sentence, and neither the database file nor a
+    results folder appears."""
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    results = tmp_path / "results"
+    out = cli("run", "--storage", url, "--workers", "2", "--results-dir", results, "--name",
+              "s", *CORNERS_ONLY, timeout=120)
+    one_error_line(out, "SQLite", "worker")
+    assert "Traceback" not in out.stderr
+    assert out.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# The gates themselves: a missing server or GPU skips, or fails when its variable is 1.
+
+
+def outcome(check):
+    """What `check()` makes of the current test: ("runs", None), ("skip", why) or
+    ("fail", why)."""
+    try:
+        check()
+    except pytest.skip.Exception as stop:
+        return "skip", str(stop)
+    except pytest.fail.Exception as stop:
+        return "fail", str(stop)
+    return "runs", None
+
+
+def test_a_missing_mysql_server_skips_or_fails(monkeypatch):
+    nowhere = "mysql+pymysql://root@127.0.0.1:1/test"
+    monkeypatch.delenv("SCALESEARCH_REQUIRE_MYSQL", raising=False)
+    kind, why = outcome(lambda: mysql_or_skip(nowhere))
+    assert kind == "skip" and "no MySQL at 127.0.0.1:1" in why
+    monkeypatch.setenv("SCALESEARCH_REQUIRE_MYSQL", "1")
+    kind, why = outcome(lambda: mysql_or_skip(nowhere))
+    assert kind == "fail" and "SCALESEARCH_REQUIRE_MYSQL=1 requires it" in why
+
+
+def test_a_missing_gpu_skips_or_fails(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("SCALESEARCH_REQUIRE_CUDA", raising=False)
+    assert outcome(cuda_or_skip) == ("skip", "needs a CUDA GPU")
+    monkeypatch.setenv("SCALESEARCH_REQUIRE_CUDA", "1")
+    kind, why = outcome(cuda_or_skip)
+    assert kind == "fail" and "SCALESEARCH_REQUIRE_CUDA=1 requires it" in why
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert outcome(cuda_or_skip) == ("runs", None)  # a GPU: the test runs, whatever the variable
+
+
+def test_the_cuda_tests_use_the_gate():
+    """test_train's CUDA test carries the `cuda` marker (so the gate applies) and no skip of its
+    own that would hide a missing GPU from SCALESEARCH_REQUIRE_CUDA=1."""
+    from tests import test_train
+
+    marks = [m.name for m in test_train.test_cuda_training_learns_and_reports_memory.pytestmark]
+    assert "cuda" in marks and "skipif" not in marks and "skip" not in marks
+
+
+def test_mysql_names_that_differ_only_in_case_are_other_studies(mysql, mysql_name, tmp_path):
+    """MySQL's default collation compares names without case (and trailing spaces): the
+    storage still keeps `run --name NAME`, `show NAME` and `worker --name NAME` to the study of
+    exactly that name."""
+    from scalesearch.search.plan import create_or_load
+    from scalesearch.store.storage import open_storage
+
+    create_or_load(mysql_name, open_storage(tmp_path, mysql_name, mysql),
+                   config_from_flags(CORNERS_ONLY))
+    study = load(mysql, mysql_name)
+    before = (study.user_attrs, [(t.number, t.state) for t in study.trials])
+    other = mysql_name.upper()
+    for name in (other, f"{mysql_name} "):
+        one_error_line(cli("show", name, "--storage", mysql), "no study named")
+        one_error_line(cli("worker", "--name", name, "--storage", mysql), "no study named")
+        out = cli("run", "--name", name, "--storage", mysql, "--results-dir", tmp_path,
+                  *CORNERS_ONLY, "--epochs", "2")
+        one_error_line(out, repr(name), repr(mysql_name))
+    study = load(mysql, mysql_name)
+    assert (study.user_attrs, [(t.number, t.state) for t in study.trials]) == before
+
+
+def test_a_plain_mysql_url_uses_the_installed_driver(mysql, mysql_name):
+    """mysql://... (no driver named) goes through PyMySQL, the driver scalesearch installs."""
+    plain = mysql.replace("mysql+pymysql://", "mysql://")
+    one_error_line(cli("show", mysql_name, "--storage", plain), "no study named")
