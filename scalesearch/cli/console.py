@@ -112,8 +112,9 @@ def trial_line(trial) -> str:
     attrs = trial.user_attrs
     stage = "point" in attrs
     head = f"{'network' if stage else 'trial'} {trial.number:>3} {attrs.get('kind', '?'):<10}"
-    if stage and attrs.get("phi"):
-        head = f"phi {attrs['phi']:<4g} {head}"
+    budget = str(attrs.get("point", "")).split(":")[0]
+    if stage and budget.replace(".", "", 1).isdigit():  # a comparison's point: "phi:kind:..."
+        head = f"phi {budget:<4} {head}"
     head += _scale_text(attrs, with_coefficients=not stage)
     state = trial.state.name.lower()
     if trial.value is not None:
