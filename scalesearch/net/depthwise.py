@@ -12,7 +12,9 @@ a pixel costs a few element-wise products on these maps.
 
 `DepthwiseConv2d` is an ordinary `nn.Conv2d` (same parameters, same state dict, same fvcore
 count) until `tap_weight_grad` is switched on; the trainer switches it on when it trains on
-the CPU. Results agree with the plain convolution to float rounding (tests/test_model.py).
+the CPU. Results agree with the plain convolution to float rounding (tests/test_model.py),
+and under autocast (bf16 or fp16, CPU or CUDA) it computes in the autocast dtype as the plain
+convolution does, its weight gradient accumulated in fp32 (tests/test_gpu_path.py).
 """
 
 from __future__ import annotations
@@ -37,11 +39,20 @@ def reachable_taps(kernel: int, size: int, out_size: int, stride: int, padding: 
     ]
 
 
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
 def tap_weight_grad(
     grad_out: torch.Tensor, x: torch.Tensor, kernel: int, stride: int, padding: int
 ) -> torch.Tensor:
-    """Weight gradient of a depthwise convolution, (C, 1, k, k), from the output gradient
-    (B, C, Ho, Wo) and the input (B, C, H, W): one windowed product-sum per reachable tap."""
+    """Weight gradient of a depthwise convolution, (C, 1, k, k) in ``x``'s dtype, from the
+    output gradient (B, C, Ho, Wo) and the input (B, C, H, W): one windowed product-sum per
+    reachable tap. bf16 and fp16 inputs are multiplied and summed in fp32 (as convolution
+    kernels accumulate), then rounded once."""
+    dtype = x.dtype
+    if dtype in LOW_PRECISION or grad_out.dtype in LOW_PRECISION:
+        x, grad_out = x.float(), grad_out.float()
+    grad_out = grad_out.to(x.dtype)
     channels, (out_h, out_w) = grad_out.shape[1], grad_out.shape[-2:]
     height, width = x.shape[-2:]
     padded = F.pad(x, (padding, padding, padding, padding))
@@ -51,11 +62,12 @@ def tap_weight_grad(
             window = padded[:, :, i : i + stride * (out_h - 1) + 1 : stride,
                             j : j + stride * (out_w - 1) + 1 : stride]  # (B, C, Ho, Wo)
             grad[:, 0, i, j] = (window * grad_out).sum(dim=(0, 2, 3))
-    return grad
+    return grad.to(dtype)
 
 
 class _TapGradConv(torch.autograd.Function):
-    """Depthwise conv2d: oneDNN forward and input gradient, tap-sum weight gradient."""
+    """Depthwise conv2d: oneDNN forward and input gradient, tap-sum weight gradient. ``x`` and
+    ``weight`` have one dtype; ``tap_grad_conv`` is the entry that makes them so."""
 
     @staticmethod
     def forward(ctx, x, weight, stride: int, padding: int):
@@ -66,14 +78,32 @@ class _TapGradConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
+        grad_out = grad_out.to(x.dtype)  # autograd may hand back another float dtype
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.nn.grad.conv2d_input(
-                x.shape, weight, grad_out, ctx.stride, ctx.padding, 1, weight.shape[0]
-            )
-        if ctx.needs_input_grad[1]:
-            grad_w = tap_weight_grad(grad_out, x, weight.shape[-1], ctx.stride, ctx.padding)
+        # Backward runs outside autocast in the trainer, but a caller may call it inside.
+        with torch.autocast(x.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.nn.grad.conv2d_input(
+                    x.shape, weight, grad_out, ctx.stride, ctx.padding, 1, weight.shape[0]
+                )
+            if ctx.needs_input_grad[1]:
+                grad_w = tap_weight_grad(grad_out, x, weight.shape[-1], ctx.stride,
+                                         ctx.padding)
         return grad_x, grad_w, None, None
+
+
+def tap_grad_conv(x: torch.Tensor, weight: torch.Tensor, stride: int,
+                  padding: int) -> torch.Tensor:
+    """``_TapGradConv`` with autocast's convolution rule: under autocast on ``x``'s device,
+    floating inputs other than fp64 are cast to the autocast dtype (differentiably, so the
+    weight gradient comes back in the weight's own dtype) and the convolution runs in it;
+    without autocast, in the inputs' dtype."""
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind) and x.is_floating_point() and x.dtype != torch.float64:
+        dtype = torch.get_autocast_dtype(kind)
+        with torch.autocast(kind, enabled=False):
+            return _TapGradConv.apply(x.to(dtype), weight.to(dtype), stride, padding)
+    return _TapGradConv.apply(x, weight, stride, padding)
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -90,7 +120,7 @@ class DepthwiseConv2d(nn.Conv2d):
             out_h = (x.shape[-2] + 2 * padding - kernel) // stride + 1
             out_w = (x.shape[-1] + 2 * padding - kernel) // stride + 1
             if out_h * out_w <= MAX_TAP_PIXELS.get(kernel, DEFAULT_MAX_TAP_PIXELS):
-                return _TapGradConv.apply(x, self.weight, stride, padding)
+                return tap_grad_conv(x, self.weight, stride, padding)
         return super().forward(x)
 
 

@@ -6,34 +6,103 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from scalesearch.errors import BadInput
 from scalesearch.search.objective import Reporter
 
 
-def gpu_slots(workers_per_gpu: int, device: str) -> list[str | None]:
-    """CUDA_VISIBLE_DEVICES of each worker slot: each visible GPU `workers_per_gpu` times, or
-    [None] without GPUs (or with --device cpu)."""
-    if device == "cpu":
-        return [None]
+def _cuda_count() -> int:
     try:
         import torch
 
-        count = torch.cuda.device_count()
+        return torch.cuda.device_count()
     except Exception:  # noqa: BLE001 - no usable CUDA means CPU workers
-        count = 0
+        return 0
+
+
+def gpu_slots(workers_per_gpu: int | None, device: str,
+              measure: Callable[[], int] | None = None) -> list[str | None]:
+    """CUDA_VISIBLE_DEVICES of each worker slot, in the order workers take them: one slot on
+    every GPU first, then a second on every GPU, and so on (`workers_per_gpu` rounds), so
+    that N workers on G >= N GPUs get a GPU each. `--device cuda:N` gives the slots of GPU N
+    alone (N counts the GPUs this process sees). [None] without GPUs or with --device cpu.
+
+    `workers_per_gpu` None: `measure()` decides (see `measured_workers_per_gpu`), 1 without
+    `measure`; it runs only when there are GPU slots to fill."""
+    if device == "cpu":
+        return [None]
+    count = _cuda_count()
     if count == 0:
+        if device.startswith("cuda"):
+            raise BadInput(f"device {device!r} needs a CUDA GPU but none is available; use "
+                           "'cpu' or 'auto'.")
         return [None]
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = visible.split(",") if visible else [str(i) for i in range(count)]
-    return [gpu for gpu in ids[:count] for _ in range(workers_per_gpu)]
+    ids = [gpu.strip() for gpu in visible.split(",")] if visible else [
+        str(i) for i in range(count)]
+    ids = ids[:count]
+    index = device.partition(":")[2]
+    if index:
+        if not index.isdigit() or int(index) >= count:
+            raise BadInput(f"device {device!r} does not exist; this machine has CUDA devices "
+                           f"0 to {count - 1}.")
+        ids = [ids[int(index)]]
+    if workers_per_gpu is None:
+        workers_per_gpu = measure() if measure is not None else 1
+    return [gpu for _ in range(max(1, workers_per_gpu)) for gpu in ids]
 
 
-def worker_command(where, config) -> list[str]:
-    """The `scalesearch worker` command line of one worker process of `run_processes`."""
+def measured_workers_per_gpu(config) -> int:
+    """Concurrent trainings per GPU for `config`'s study, from its base network's measured
+    training throughput with 1, 2 and 4 at once on one GPU (`train.trainer.trainings_per_gpu`;
+    1 on the CPU). Loads the study's data set (its caches make that quick)."""
+    from scalesearch.data.load import load_dataset
+    from scalesearch.net.scaling import scale_network
+    from scalesearch.train.config import TrainConfig
+    from scalesearch.train.trainer import trainings_per_gpu
+
+    data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+    data = data.cut(config.train_images, config.val_images)
+    base = scale_network(config.base_depth, config.base_width,
+                         config.base_resolution or data.base_resolution)
+    train = TrainConfig(batch_size=min(config.batch_size, len(data.train)),
+                        optimizer=config.optimizer, lr=config.lr, seed=config.seed,
+                        device=config.device)
+    return trainings_per_gpu(base, data, train)
+
+
+def worker_threads(count: int) -> int:
+    """CPU threads (OMP_NUM_THREADS) of each of `count` workers: this process's cores shared
+    out, at least 1. GPU workers need them too: FLOP counting and data drawing run on the CPU."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, count))
+
+
+def worker_env(slot: str | None, count: int, base: dict[str, str] | None = None
+               ) -> dict[str, str]:
+    """The environment of one of `count` worker processes in `slot` (see `gpu_slots`): pinned
+    to that GPU alone, and `worker_threads` CPU threads unless OMP_NUM_THREADS is set."""
+    env = dict(os.environ if base is None else base)
+    if slot is not None:
+        env["CUDA_VISIBLE_DEVICES"] = slot
+    if "OMP_NUM_THREADS" not in env:  # workers share the cores instead of fighting
+        env["OMP_NUM_THREADS"] = str(worker_threads(count))
+    return env
+
+
+def worker_command(where, config, slot: str | None = None) -> list[str]:
+    """The `scalesearch worker` command line of one worker process of `run_processes` in
+    `slot`: a worker pinned to one GPU (CUDA_VISIBLE_DEVICES) sees it as its only device,
+    `cuda`; an unpinned one gets the study's device setting."""
+    device = "cuda" if slot is not None else config.device
     command = [sys.executable, "-m", "scalesearch", "worker", "--name", where.name,
                "--results-dir", str(where.results_dir), "--heartbeat", str(where.heartbeat),
-               "--data-dir", config.data_dir, "--device", config.device, "--workers", "1",
+               "--data-dir", config.data_dir, "--device", device, "--workers", "1",
                "--quiet"]
     if where.storage:
         command += ["--storage", where.storage]
@@ -56,7 +125,7 @@ class Monitor(Reporter):
 
 def run_processes(study, where, config, count: int, slots: list[str | None],
                   monitor: Monitor) -> None:
-    """Run `count` worker processes, GPU slots assigned round-robin, until all have ended;
+    """Run `count` worker processes, worker i in `slots[i % len(slots)]`, until all have ended;
     progress is read from the storage once a second. Whatever interrupts this (Ctrl-C,
     SIGTERM, an error) stops every worker first, as a saved stop. Raises WorkersFailed when
     workers died and left the study unfinished."""
@@ -67,15 +136,11 @@ def run_processes(study, where, config, count: int, slots: list[str | None],
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
     for index in range(count):
-        env = dict(os.environ)
         slot = slots[index % len(slots)]
-        if slot is not None:
-            env["CUDA_VISIBLE_DEVICES"] = slot
-        elif "OMP_NUM_THREADS" not in env:  # CPU workers share the cores instead of fighting
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
         log = open(logs / f"worker-{index}.log", "ab")  # noqa: SIM115 - closed below
-        processes.append((subprocess.Popen(worker_command(where, config), env=env,
-                                           stdout=log, stderr=log), log))
+        processes.append((subprocess.Popen(worker_command(where, config, slot),
+                                           env=worker_env(slot, count), stdout=log,
+                                           stderr=log), log))
     monitor.workers_started(count, logs)
     index_of = {p.pid: i for i, (p, _) in enumerate(processes)}
     seen: set[int] = set()

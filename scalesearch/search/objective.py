@@ -195,13 +195,49 @@ def set_attrs(trial: optuna.Trial, attrs: dict) -> None:
             trial.set_user_attr(key, value)
 
 
+# A seed that ran out of memory is trained once more, this long after the memory was freed: a
+# worker sharing the GPU may have held the memory at its own peak.
+MEMORY_RETRY_PAUSE_SECONDS = 3.0
+
+
+def _memory_retry_due(record: dict) -> bool:
+    """Whether `record` is a first attempt that failed for lack of memory."""
+    from scalesearch.train.config import is_memory_failure
+
+    return (record["state"] == "failed" and is_memory_failure(record.get("error"))
+            and record.get("attempts", 1) < 2)
+
+
+def _free_memory_for_retry() -> None:
+    """Return this process's free GPU memory to the driver, then give other workers a moment."""
+    import time
+
+    from scalesearch.train.trainer import release_memory
+
+    release_memory()
+    time.sleep(MEMORY_RETRY_PAUSE_SECONDS)
+
+
 def run_seeds(trial: optuna.Trial, runs: list[dict], seeds: int, train: Callable[[int], dict]
               ) -> list[dict]:
-    """Train the seeds `runs` lacks, storing each as it finishes; the complete runs."""
+    """Train the seeds `runs` lacks, storing each as it finishes; the complete runs.
+
+    A seed that ran out of memory is stored as failed, then, after freeing memory, trained a
+    second time; the second attempt's record replaces the first (with ``attempts`` 2 and the
+    first one's reason in ``first_error``), whether it completes or fails. A failed seed does
+    not stop the others; only when no seed completes does the trial fail (TrainingFailed,
+    which the workers catch: the study goes on)."""
     for seed in range(seeds):
-        if any(r["seed"] == seed for r in runs):
-            continue  # trained before this trial was interrupted
-        runs.append(train(seed))
+        earlier = next((r for r in runs if r["seed"] == seed), None)
+        if earlier is None:
+            earlier = train(seed)
+            runs.append(earlier)
+            trial.set_user_attr("runs", runs)
+        if not _memory_retry_due(earlier):
+            continue  # trained (before this trial was interrupted, or just now)
+        _free_memory_for_retry()
+        again = {**train(seed), "attempts": 2, "first_error": earlier["error"]}
+        runs[runs.index(earlier)] = again
         trial.set_user_attr("runs", runs)
     good = [r for r in runs if r["state"] == "complete" and r["seed"] < seeds]
     if not good:

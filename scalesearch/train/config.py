@@ -36,7 +36,10 @@ class TrainConfig:
     warmup_epochs: float = 0.5  # linear warm-up, then cosine decay to 0, stepped per iteration
     seed: int = 0  # model init, batch order, augmentation, dropout
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
-    compile: bool = False  # torch.compile the training forward (pays off on CUDA)
+    # torch.compile the training forward and backward: True, False, or None for "where it
+    # pays off" (CUDA: on, with CUDA graphs; CPU: off). Each compiled training starts from a
+    # clean compiler state (see trainer.compile_model), so a study compiles many networks.
+    compile: bool | None = False
     evaluate_test: bool = False  # also report test accuracy (final reports only, never selection)
     augment: bool = True  # random crop + flip; off: resize + normalise only
     max_steps: int | None = None  # stop after this many optimizer steps (benchmarks, tests)
@@ -53,8 +56,13 @@ class TrainResult:
     epochs: int  # epochs trained and evaluated (the last one may be cut short by max_steps)
     seconds: float  # wall-clock of the whole call: setup, training and evaluation
     images_per_second: float  # training images / training seconds (forward+backward+step)
-    # CUDA: torch.cuda.max_memory_allocated during the run. CPU: the process's peak resident
-    # set size (ru_maxrss) at the end of the run, a process-wide high-water mark.
+    # CUDA: the training's own peak, torch.cuda.max_memory_allocated during the run minus what
+    # was allocated once the data set was resident (the cached data set, and anything else
+    # the process holds, are not counted): model, optimizer state, activations, workspaces.
+    # CPU: the process's peak resident set size (ru_maxrss) when the run ended, a process-wide
+    # high-water mark that is never reset: it includes the interpreter, torch, the data set
+    # and every earlier training in the process, so it bounds this training's memory from
+    # above and compares runs only between fresh processes.
     peak_memory_bytes: int
     error: str | None = None  # why it failed
     # Per image of the val (test) split, in its order: (N,) bool, whether the final model got
@@ -122,6 +130,8 @@ def check_config(config: TrainConfig) -> None:
         )
     if not _is_int(config.seed):
         raise BadInput(f"seed must be a whole number, got {config.seed!r}.")
+    if config.compile is not None and not isinstance(config.compile, bool):
+        raise BadInput(f"compile must be true, false or empty (auto), got {config.compile!r}.")
 
 
 def check_data(data: ImageDataset, config: TrainConfig) -> None:
@@ -142,12 +152,64 @@ def default_lr(optimizer: str, batch_size: int) -> float:
     return BASE_LR[optimizer] * batch_size / 256
 
 
-def out_of_memory(error: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, or the plain RuntimeError of torch's CPU allocator."""
-    import torch
+# What the failures of an allocator say when torch reports them as a plain RuntimeError:
+# CUDA outside the caching allocator ("CUDA error: out of memory", "CUDA driver error: out of
+# memory"), cuDNN and cuBLAS workspaces, the CPU allocator, MPS. Matched anywhere in the text.
+GPU_MEMORY_MARKERS = (
+    "out of memory",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUSOLVER_STATUS_ALLOC_FAILED",
+    "CUFFT_ALLOC_FAILED",
+)
+CPU_MEMORY_MARKERS = ("can't allocate memory", "not enough memory")
 
-    text = str(error)
-    return isinstance(error, torch.OutOfMemoryError) or (
-        isinstance(error, RuntimeError)
-        and ("can't allocate memory" in text or "not enough memory" in text)
-    )
+# A failed run's reason starts with one of these when it ran out of memory (see memory_reason).
+OUT_OF_MEMORY_REASONS = ("out of GPU memory", "out of CPU memory")
+
+
+def _errors(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from (torch.compile wraps what its backend raised)."""
+    chain: list[BaseException] = []
+    while error is not None and error not in chain and len(chain) < 8:
+        chain.append(error)
+        error = error.__cause__
+    return chain
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` means an allocator ran out of memory, in any of the forms torch
+    raises it: torch.OutOfMemoryError (CUDA's caching allocator), or a RuntimeError from CUDA
+    itself, cuDNN, cuBLAS or the CPU allocator (GPU_MEMORY_MARKERS, CPU_MEMORY_MARKERS), also
+    when wrapped by torch.compile. The one predicate every ``except`` of the trainer uses."""
+    for cause in _errors(error):
+        if isinstance(cause, torch.OutOfMemoryError):
+            return True
+        if isinstance(cause, RuntimeError):
+            text = str(cause)
+            if any(marker in text for marker in GPU_MEMORY_MARKERS + CPU_MEMORY_MARKERS):
+                return True
+    return False
+
+
+def memory_reason(error: BaseException, batch_size: int, resolution: int) -> str:
+    """The failed run's reason for an ``out_of_memory`` error: which memory, the form when it
+    is not torch's own OutOfMemoryError (its first line, shortened), and what to change."""
+    causes = _errors(error)
+    plain = any(isinstance(cause, torch.OutOfMemoryError) for cause in causes)
+    texts = [str(cause) for cause in causes]
+    cpu = not plain and any(m in t for t in texts for m in CPU_MEMORY_MARKERS) and not any(
+        m in t for t in texts for m in GPU_MEMORY_MARKERS)
+    form = ""
+    if not plain:
+        first = next((t.strip().splitlines()[0] for t in texts if t.strip()), "")
+        form = f" ({first[:120]})" if first else ""
+    return (f"{OUT_OF_MEMORY_REASONS[1] if cpu else OUT_OF_MEMORY_REASONS[0]}{form} at batch "
+            f"size {batch_size} and resolution {resolution} px; lower --batch-size")
+
+
+def is_memory_failure(reason: str | None) -> bool:
+    """Whether a failed run's ``error`` (TrainResult.error, a run record's "error") says it ran
+    out of memory."""
+    return isinstance(reason, str) and reason.startswith(OUT_OF_MEMORY_REASONS)
