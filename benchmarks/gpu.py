@@ -214,7 +214,8 @@ def _time_trainer(spec, data, config, warmup: int, steps: int) -> dict:
     """Images/s of `Trainer.step` (the step `train_model` runs) after `warmup` steps."""
     import torch
 
-    from scalesearch.train.trainer import Trainer, release_memory
+    from scalesearch.train.memory import release_memory
+    from scalesearch.train.trainer import Trainer
 
     start = time.perf_counter()
     trainer = Trainer(spec, data, config, total_steps=warmup + steps)
@@ -470,7 +471,7 @@ def run_search(folder: Path, name: str, config, sizes: dict | None, workers: int
 def section_workers(plan: Plan, args) -> dict:
     from scalesearch.net.scaling import scale_network
     from scalesearch.train.config import TrainConfig
-    from scalesearch.train.trainer import choose_concurrency, measure_concurrency
+    from scalesearch.train.throughput import choose_concurrency, measure_concurrency
 
     begin = time.perf_counter()
     folder = Path(args.work_dir) / "workers"
@@ -541,7 +542,7 @@ def search_worker(args) -> int:
     from scalesearch.runs.files import Where
     from scalesearch.runs.runner import open_study, sigterm_as_interrupt
     from scalesearch.search.config import StudyConfig
-    from scalesearch.search.objective import Reporter
+    from scalesearch.search.training import Reporter
     from scalesearch.search.worker import run_worker
 
     config = StudyConfig(**json.loads(args.config))

@@ -21,7 +21,8 @@ import torch
 
 import scalesearch.net.depthwise as depthwise
 import scalesearch.runs.processes as processes
-import scalesearch.search.objective as objective
+import scalesearch.search.training as objective
+import scalesearch.train.memory as memory
 import scalesearch.train.trainer as train
 from scalesearch.data.dataset import ImageDataset, Split
 from scalesearch.errors import BadInput
@@ -29,16 +30,12 @@ from scalesearch.net.depthwise import DepthwiseConv2d
 from scalesearch.net.scaling import scale_network
 from scalesearch.runs.files import Where
 from scalesearch.search.config import StudyConfig
-from scalesearch.search.objective import Reporter, TrainingFailed, run_seeds, train_seed
+from scalesearch.search.training import Reporter, TrainingFailed, run_seeds, train_seed
+from scalesearch.train.compiling import compile_options, compile_wanted
 from scalesearch.train.config import TrainConfig, is_memory_failure, out_of_memory
 from scalesearch.train.resident import clear_device_cache
-from scalesearch.train.trainer import (
-    choose_concurrency,
-    compile_options,
-    compile_wanted,
-    train_model,
-    trainings_per_gpu,
-)
+from scalesearch.train.throughput import choose_concurrency, trainings_per_gpu
+from scalesearch.train.trainer import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = scale_network(0.25, 0.25, 32)
@@ -359,8 +356,8 @@ def test_cpu_peak_memory_is_the_process_high_water_mark():
 
 def test_cuda_peak_memory_leaves_out_what_was_allocated_before(monkeypatch):
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 5_000)
-    assert train._peak_memory(torch.device("cuda", 0), 1_200) == 3_800
-    assert train._peak_memory(torch.device("cuda", 0), 9_000) == 0
+    assert memory.peak_memory(torch.device("cuda", 0), 1_200) == 3_800
+    assert memory.peak_memory(torch.device("cuda", 0), 9_000) == 0
 
 
 @pytest.mark.cuda

@@ -10,8 +10,9 @@ from optuna.trial import TrialState
 
 from scalesearch.runs.runner import load_data
 from scalesearch.search.config import build_config
-from scalesearch.search.objective import MAX_DUPLICATES_IN_A_ROW, Reporter
+from scalesearch.search.objective import MAX_DUPLICATES_IN_A_ROW
 from scalesearch.search.plan import create_or_load
+from scalesearch.search.training import Reporter
 from scalesearch.search.trials import UPPER, done_count
 from scalesearch.search.worker import run_worker, search_complete
 

@@ -15,7 +15,8 @@ from scalesearch.data.dataset import ImageDataset, Split
 from scalesearch.errors import BadInput
 from scalesearch.net.scaling import scale_network
 from scalesearch.train.config import TrainConfig, resolve_device
-from scalesearch.train.trainer import lr_factor, train_model
+from scalesearch.train.optim import lr_factor
+from scalesearch.train.trainer import train_model
 
 SPEC = scale_network(0.25, 0.25, 32)  # about 0.1 M parameters
 COLOURS = torch.tensor([[200, 40, 40], [40, 200, 40], [40, 40, 200]])

@@ -10,17 +10,13 @@ import sys
 import numpy as np
 import optuna
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState, create_trial
 
-from scalesearch.search.objective import (
-    MAX_SEEDS,
-    STAGE_SEEDS,
-    same_candidate,
-    same_network,
-    training_seed,
-)
+from scalesearch.search.objective import same_candidate, same_network
+from scalesearch.search.training import MAX_SEEDS, STAGE_SEEDS, training_seed
 from scalesearch.stages import confirm
 from scalesearch.store.bits import pack
 from scalesearch.verdict import decision, results, stats
@@ -129,7 +125,7 @@ def test_an_off_budget_network_is_never_best():
     assert results.best_of(judged, "compound").strategy.candidate == 2
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.integers(0, 2**31 - 1))
 def test_the_search_summary_names_each_strategy_at_the_budget(seed):
     rng = np.random.default_rng(seed)
@@ -163,7 +159,7 @@ def judged_pair(rng, first, second, seeds=2, spread=0.0):
     return by, noise, trained
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.integers(0, 2**31 - 1), st.floats(0.2, 0.6), st.floats(-0.15, 0.15))
 def test_the_verdict_is_symmetric(seed, level, gap):
     by, noise, trained = judged_pair(np.random.default_rng(seed), level + gap, level,
@@ -193,7 +189,7 @@ def test_one_seed_per_network_is_undecided_never_a_win():
     assert verdict["answer"] == "undecided" and "--confirm-seeds 2" in verdict["text"]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.integers(0, 20), st.sampled_from(sorted(STAGE_SEEDS)),
        st.sampled_from(sorted(STAGE_SEEDS)), st.integers(0, MAX_SEEDS - 1),
        st.integers(0, MAX_SEEDS - 1))
@@ -268,3 +264,96 @@ def test_the_calibration_benchmark_runs_and_is_calibrated_at_a_small_size():
         assert round(total * studies) < 7, shares
         assert "undecided" not in shares, shares
     assert math.isclose(sum(shares.values()), 1.0)
+
+
+def verdict_sides(rng, compound_level, depth_level, seeds=3, spread=0.02):
+    """A matched compound network (2.02x) against depth interpolated between 1.6x and 2.4x, on
+    the same images: (compound, depth, trained, noise)."""
+    shared = rng.random(N)
+
+    def net(p):
+        return np.array([shared + rng.normal(0, spread) < p for _ in range(seeds)])
+
+    trained = {"c": net(compound_level), "d-lo": net(depth_level - 0.02),
+               "d-hi": net(depth_level + 0.02)}
+    noise = stats.seed_noise(trained)
+    weights = stats.interpolation_weights([1.6, 2.4], 2.0)
+    sides = [results.Strategy(0, "compound", 2.0, "matched", [{"trial": 0, "flops_ratio": 2.02}],
+                              [(1.0, "c")]),
+             results.Strategy(1, "depth", 2.0, "interpolated",
+                              [{"trial": 1, "flops_ratio": 1.6}, {"trial": 4, "flops_ratio": 2.4}],
+                              list(zip(weights, ["d-lo", "d-hi"])))]
+    compound, depth = (results.Judged(s, stats.estimate(s.terms, trained, noise)) for s in sides)
+    return compound, depth, trained, noise
+
+
+def numbers_after(text, label):
+    """The number that follows `label` in a verdict's text."""
+    import re
+
+    found = re.search(re.escape(label) + r"\s*([-+]?\d+(?:\.\d+)?)", text)
+    assert found, (label, text)
+    return float(found.group(1))
+
+
+def test_a_verdict_records_the_test_it_made_and_says_it_in_points():
+    compound, depth, trained, noise = verdict_sides(np.random.default_rng(7), 0.40, 0.40)
+    verdict = decision.decide(compound, depth, trained, noise, more_seeds="--confirm-seeds")
+    diff = stats.difference(compound.strategy.terms, depth.strategy.terms, trained, noise)
+    assert diff.p_value >= stats.LEVEL  # equal levels: a tie
+    assert {k: v for k, v in verdict.items() if k != "text"} == {
+        "single_dimension": "depth", "seed_degrees_of_freedom": noise.degrees_of_freedom,
+        "images": N, "difference": diff.value, "standard_error": diff.standard_error,
+        "degrees_of_freedom": diff.degrees_of_freedom, "p_value": diff.p_value,
+        "detectable_difference": diff.detectable, "answer": "tie"}
+    text = verdict["text"]
+    # Both sides by name, with their accuracy and how each was brought to the budget.
+    assert text.startswith(f"compound {compound.estimate.value:.1%} (2.02x) vs depth alone "
+                           f"{depth.estimate.value:.1%} (interpolated between 1.60x and 2.40x)")
+    assert "compound alone" not in text
+    # The difference, its standard error and the detectable difference in percentage points.
+    assert numbers_after(text, ":") == pytest.approx(100 * diff.value, abs=0.051)
+    assert numbers_after(text, "standard error") == pytest.approx(100 * diff.standard_error,
+                                                                  abs=0.051)
+    assert numbers_after(text, "t with") == pytest.approx(diff.degrees_of_freedom, abs=0.051)
+    assert numbers_after(text, "p =") == pytest.approx(diff.p_value, abs=0.00051)
+    assert numbers_after(text, "detected about") == pytest.approx(100 * diff.detectable,
+                                                                  abs=0.051)
+    assert "(--confirm-seeds)" in text  # the flag that adds seeds
+
+
+@pytest.mark.parametrize("first, second, winner", [(0.7, 0.3, "compound"), (0.3, 0.7, "depth")])
+def test_a_win_names_the_winner_in_the_answer_and_the_text(first, second, winner):
+    compound, depth, trained, noise = verdict_sides(np.random.default_rng(8), first, second)
+    verdict = decision.decide(compound, depth, trained, noise)
+    assert verdict["answer"] == winner and verdict["p_value"] < stats.LEVEL
+    assert (verdict["difference"] > 0) == (winner == "compound")
+    ending = verdict["text"].rsplit(". ", 1)[1]
+    if winner == "compound":
+        assert ending == "Compound scaling wins at equal cost."
+    else:
+        assert ending == "Scaling depth alone wins at equal cost."
+
+
+@pytest.mark.parametrize("missing", ["compound", "single"])
+def test_a_missing_side_is_undecided_and_named(missing):
+    compound, depth, trained, noise = verdict_sides(np.random.default_rng(9), 0.7, 0.3)
+    sides = {"compound": compound, "single": depth, missing: None}
+    verdict = decision.decide(sides["compound"], sides["single"], trained, noise)
+    assert verdict["answer"] == "undecided"
+    name = "compound network" if missing == "compound" else "single-dimension network"
+    assert f"no finished {name}" in verdict["text"]
+
+
+def test_two_degrees_of_freedom_of_seed_noise_decide_and_one_does_not():
+    rng = np.random.default_rng(10)
+    compound, depth, trained, noise = verdict_sides(rng, 0.8, 0.2, seeds=2)
+    two = stats.SeedNoise(noise.between, noise.interaction, 2, noise.images)
+    assert decision.decide(compound, depth, trained, two)["answer"] == "compound"
+    one = stats.SeedNoise(noise.between, noise.interaction, 1, noise.images)
+    verdict = decision.decide(compound, depth, trained, one)
+    assert verdict["answer"] == "undecided"
+    assert verdict["seed_degrees_of_freedom"] == 1 and verdict["images"] == N
+    assert verdict["single_dimension"] == "depth"
+    assert "1 degree(s) of freedom" in verdict["text"]
+    assert "--seeds 2" in verdict["text"]  # the default flag that adds seeds

@@ -10,7 +10,7 @@ from scalesearch.errors import BadInput
 from scalesearch.runs.files import Where
 from scalesearch.runs.loading import load_study, stored_config
 from scalesearch.runs.runner import Exporting, Interrupted, load_data, sigterm_as_interrupt
-from scalesearch.search.objective import Reporter
+from scalesearch.search.training import Reporter
 
 
 @dataclass

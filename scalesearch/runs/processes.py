@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scalesearch.errors import BadInput
-from scalesearch.search.objective import Reporter
+from scalesearch.search.training import Reporter
 
 
 def _cuda_count() -> int:
@@ -61,7 +61,7 @@ def measured_workers_per_gpu(config) -> int:
     from scalesearch.data.load import load_dataset
     from scalesearch.net.scaling import scale_network
     from scalesearch.train.config import TrainConfig
-    from scalesearch.train.trainer import trainings_per_gpu
+    from scalesearch.train.throughput import trainings_per_gpu
 
     data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
     data = data.cut(config.train_images, config.val_images)

@@ -20,7 +20,7 @@ from scalesearch.errors import BadInput
 from scalesearch.runs.files import Where, export, write_run_files
 from scalesearch.runs.processes import Monitor, gpu_slots, run_processes
 from scalesearch.search.config import StudyConfig
-from scalesearch.search.objective import Reporter
+from scalesearch.search.training import Reporter
 from scalesearch.store.storage import storage_failure
 
 
@@ -169,6 +169,7 @@ def _run_here(study, where: Where, config: StudyConfig, reporter: Reporter) -> N
     run_worker(study, config, data, exporting)
     if search_complete(study):
         confirm_search(study, where, config, data, exporting)
+        train_fidelity(study, where, config, data, reporter)
 
 
 def confirm_search(study, where: Where, config: StudyConfig, data, reporter: Reporter) -> None:
@@ -193,3 +194,17 @@ def confirm_search(study, where: Where, config: StudyConfig, data, reporter: Rep
     objective = stage.StageObjective(config, data, confirm.STAGE,
                                      confirmation.user_attrs["seeds"], reporter)
     stage.run_stage(confirmation, objective, reporter)
+
+
+def train_fidelity(study, where: Where, config: StudyConfig, data, reporter: Reporter) -> None:
+    """Train the waiting points of the fidelity stage, once `scalesearch fidelity` has planned
+    it (its files are rewritten by that command, `show`, `report` and the end of `worker`)."""
+    from scalesearch.stages import fidelity, stage
+
+    fstudy = stage.load_existing(where.name, fidelity.STAGE, study._storage)
+    if fstudy is None or not stage.pending(fstudy):
+        return
+    reporter.message(f"fidelity: {stage.pending(fstudy)} network(s) at longer training, judged "
+                     "on the test split")
+    objective = fidelity.FidelityObjective(config, data, fstudy.user_attrs["seeds"], reporter)
+    stage.run_stage(fstudy, objective, reporter)

@@ -8,14 +8,9 @@ import optuna
 from optuna.trial import TrialState
 
 from scalesearch.search.config import StudyConfig
-from scalesearch.search.objective import (
-    MAX_DUPLICATES_IN_A_ROW,
-    Objective,
-    Reporter,
-    Surplus,
-    TrainingFailed,
-)
+from scalesearch.search.objective import MAX_DUPLICATES_IN_A_ROW, Objective, Surplus
 from scalesearch.search.sampling import CompoundMedianPruner, make_sampler
+from scalesearch.search.training import Reporter, TrainingFailed
 from scalesearch.search.trials import open_count, sampled_wanted
 from scalesearch.store.workers import reclaim_dead
 

@@ -22,15 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from scalesearch.errors import BadInput
 from scalesearch.net.scaling import scale_network
 from scalesearch.search.config import StudyConfig
-from scalesearch.search.objective import (
-    BaseCounter,
-    Reporter,
-    TrainingFailed,
-    run_seeds,
-    same_network,
-    sample_std,
-    train_seed,
-)
+from scalesearch.search.objective import BaseCounter, same_network
+from scalesearch.search.training import Reporter, TrainingFailed, run_seeds, sample_std, train_seed
 from scalesearch.store.workers import enqueue_rerun, frozen_with_runs, reclaim_dead, worker_id
 from scalesearch.verdict.results import trial_rows
 

@@ -33,8 +33,9 @@ from scalesearch.errors import BadInput
 from scalesearch.net.model import build_model
 from scalesearch.net.scaling import NetworkSpec
 from scalesearch.train.config import TrainConfig, check_config, resolve_device
+from scalesearch.train.optim import lr_factor, make_optimizer
 from scalesearch.train.resident import device_data
-from scalesearch.train.trainer import Trainer, lr_factor, make_optimizer
+from scalesearch.train.trainer import Trainer
 
 
 def run_benchmark(

@@ -21,12 +21,8 @@ Conventions:
 
 from __future__ import annotations
 
-import gc
 import math
-import resource
-import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -35,20 +31,26 @@ from torch import nn
 from torch.nn import functional as F
 
 from scalesearch.data.augment import eval_transform, train_transform
-from scalesearch.data.dataset import ImageDataset, Split
+from scalesearch.data.dataset import ImageDataset
 from scalesearch.net.depthwise import use_tap_weight_grad
 from scalesearch.net.model import build_model
 from scalesearch.net.scaling import NetworkSpec
+from scalesearch.train.compiling import (
+    compile_model,
+    compile_options,
+    compile_wanted,
+)
 from scalesearch.train.config import (
     TrainConfig,
     TrainResult,
     check_config,
     check_data,
-    default_lr,
     memory_reason,
     out_of_memory,
     resolve_device,
 )
+from scalesearch.train.memory import drop_frames, peak_memory, release_memory
+from scalesearch.train.optim import lr_factor, make_optimizer
 from scalesearch.train.resident import device_data
 
 REPORT_EVERY = 25  # steps between loss read-backs (one device sync each) and on_step calls
@@ -61,92 +63,6 @@ EVAL_BATCH_FACTOR = 2  # evaluation batches are this many training batches (no a
 # eval-mode accuracy measured the initialisation, not the network (synthetic set, tiny model:
 # 12% without, 24.5% with; 512 to 2048 images all gave 23-25%).
 PRECISE_BN_IMAGES = 1024
-
-
-def make_optimizer(
-    model: nn.Module, config: TrainConfig, device: torch.device, fast: bool = True
-) -> torch.optim.Optimizer:
-    """SGD (Nesterov, momentum 0.9) or RMSprop; weight decay only on weights with ndim > 1.
-
-    ``fast`` picks the fused SGD kernel (CPU and CUDA) or the multi-tensor RMSprop; without it
-    torch's default implementation runs (the same arithmetic, as a plain user loop would).
-    RMSprop follows the paper (decay 0.9, momentum 0.9, eps 1e-3) with one difference from
-    TensorFlow: torch adds eps outside the square root and starts the mean square at 0.
-    """
-    decay = [p for p in model.parameters() if p.ndim > 1]  # conv and linear weights
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # batch norm and biases
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    lr = config.lr if config.lr is not None else default_lr(config.optimizer, config.batch_size)
-    if config.optimizer == "sgd":
-        kind = {"fused": True} if fast else {}
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **kind)
-    kind = {"foreach": True} if fast else {}
-    return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, momentum=0.9, eps=1e-3, **kind)
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Multiplier of the base learning rate for 0-based ``step`` of ``total_steps``.
-
-    Linear warm-up from 1/warmup_steps to 1 over the first ``warmup_steps`` steps, then a
-    cosine from 1 towards 0 (reached just after the last step).
-    """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def compile_wanted(setting: bool | None, device: torch.device) -> bool:
-    """Whether a training on ``device`` compiles, for ``TrainConfig.compile`` = ``setting``:
-    True and False as given; None ("auto") compiles on CUDA only (on the CPU compiling a
-    network measured 200-280 s, longer than a proxy training)."""
-    return device.type == "cuda" if setting is None else bool(setting)
-
-
-def compile_options(device: torch.device) -> dict:
-    """``torch.compile``'s settings for the training forward on ``device``.
-
-    CUDA: mode "reduce-overhead": Inductor's fused kernels, and the forward and the backward
-    each replayed as one CUDA graph (CUDA graph trees), which removes the kernel-launch
-    overhead that bounds these small networks. Not "max-autotune-no-cudagraphs" with graphs
-    captured by hand: autotuning costs minutes per network, paid again for every candidate of
-    a study, to speed up kernels that are memory- and launch-bound anyway; and a hand-captured
-    whole step would need graph-safe random numbers for the augmentation and a capturable
-    optimizer with a tensor learning rate. CPU: the default mode (no graphs on the CPU).
-    Both: ``dynamic=False``: one network trains at one batch size and resolution, so its code
-    is specialised to them and a changed shape compiles anew instead of turning dynamic.
-    """
-    if device.type == "cuda":
-        return {"mode": "reduce-overhead", "dynamic": False}
-    return {"dynamic": False}
-
-
-def reset_compiler() -> None:
-    """Forget everything compiled in this process (``torch._dynamo.reset()``: compiled code,
-    guards, recompilation counts, automatic-dynamic shape records) and free the CUDA graph
-    trees' memory pools."""
-    torch.compiler.reset()  # torch._dynamo.reset()
-    trees = sys.modules.get("torch._inductor.cudagraph_trees")
-    if trees is not None:  # already part of the reset in recent torch; harmless twice
-        trees.reset_cudagraph_trees()
-
-
-def compile_model(model: nn.Module, device: torch.device) -> Callable:
-    """``model`` compiled for training on ``device`` from a clean compiler state.
-
-    A study trains many networks in one process. Without the reset, each new network is a
-    recompilation of the same ``forward`` code: past dynamo's recompile limit (8 by default;
-    ``recompile_limit``, ``cache_size_limit`` in older torch) it stops compiling and runs
-    eagerly, and a shape that changes between networks is made dynamic; the CUDA graphs of
-    networks already trained would keep their memory pools too. The reset is per training,
-    seeds of one candidate included: Inductor's on-disk cache makes a network compiled
-    before cheap to compile again.
-    """
-    reset_compiler()
-    return torch.compile(model, **compile_options(device))
 
 
 class Trainer:
@@ -344,7 +260,7 @@ def train_model(
         # The traceback's frames below this one (_train's, the trainer's, on_epoch's) hold the
         # trainer; cleared, the trainer is freed now, not at a later cyclic collection. Only
         # local variables go: the traceback still prints every line.
-        _drop_frames(error)
+        drop_frames(error)
         if not out_of_memory(error):
             raise
         failure = memory_reason(error, config.batch_size, spec.resolution)
@@ -353,46 +269,27 @@ def train_model(
         # can really be returned to the driver.
         release_memory(compiled=progress.compiled)
         progress.error = failure
+    return _result(progress, time.perf_counter() - start, device)
+
+
+def _result(progress: _Progress, seconds: float, device: torch.device) -> TrainResult:
+    """The record of a training from what its loop did; a failed run reports no accuracy."""
+    failed = progress.error is not None
     return TrainResult(
-        state="failed" if progress.error else "complete",
-        val_accuracy=None if progress.error else progress.val_accuracy,
-        test_accuracy=None if progress.error else progress.test_accuracy,
-        val_correct=None if progress.error else progress.val_correct,
-        test_correct=None if progress.error else progress.test_correct,
-        loss=None if progress.error else progress.last_loss,
+        state="failed" if failed else "complete",
+        val_accuracy=None if failed else progress.val_accuracy,
+        test_accuracy=None if failed else progress.test_accuracy,
+        val_correct=None if failed else progress.val_correct,
+        test_correct=None if failed else progress.test_correct,
+        loss=None if failed else progress.last_loss,
         epochs=progress.epochs,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
         images_per_second=(
             progress.train_images / progress.train_seconds if progress.train_seconds > 0 else 0.0
         ),
-        peak_memory_bytes=_peak_memory(device, progress.memory_baseline),
+        peak_memory_bytes=peak_memory(device, progress.memory_baseline),
         error=progress.error,
     )
-
-
-def _drop_frames(error: BaseException) -> None:
-    """Clear the local variables of every finished frame in the tracebacks of ``error`` and of
-    the exceptions it was raised from or during (frames still running are left alone)."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
-        pending += [current.__cause__, current.__context__]
-
-
-def release_memory(compiled: bool = False) -> None:
-    """Give back what this process no longer uses: the CUDA graph pools of compiled code
-    (``compiled``), unreachable reference cycles, and the CUDA caching allocator's free blocks.
-    Call it where no traceback holds tensors any more."""
-    if compiled:
-        reset_compiler()
-    gc.collect()
-    if torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
 
 
 def _train(
@@ -467,149 +364,3 @@ def _read_window(
     if on_step is not None:
         on_step(trainer.steps_done, trainer.total_steps, sum(losses) / len(losses))
     return True
-
-
-def _peak_memory(device: torch.device, baseline: int = 0) -> int:
-    """See TrainResult.peak_memory_bytes: on CUDA the peak allocated since the statistics were
-    reset (once the data set was resident) less ``baseline``, what was allocated then; on the
-    CPU the process's resident-set high-water mark (``baseline`` does not apply)."""
-    if device.type == "cuda":
-        return max(0, int(torch.cuda.max_memory_allocated(device)) - int(baseline))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS: bytes; Linux: KiB
-
-
-# Trainings in flight per GPU (what `--workers-per-gpu` defaults to): the counts tried, and how
-# close to the best total throughput the chosen (smallest) count must come.
-CONCURRENCY_COUNTS = (1, 2, 4)
-CONCURRENCY_TOLERANCE = 0.10
-CONCURRENCY_STEPS = 40  # timed steps of each training
-CONCURRENCY_WARMUP = 10  # untimed steps first: cudnn autotuning, compilation, the allocator
-CONCURRENCY_TIMEOUT = 300.0  # seconds one count's processes may take, start-up included
-
-
-def choose_concurrency(images_per_second: dict[int, float],
-                       tolerance: float = CONCURRENCY_TOLERANCE) -> int:
-    """The smallest count of concurrent trainings whose total images/s is within
-    ``tolerance`` (a fraction) of the best count's; 1 when nothing was measured. A count that
-    failed (out of memory, say) is measured as 0 and never chosen."""
-    measured = {count: rate for count, rate in images_per_second.items()
-                if rate is not None and math.isfinite(rate) and rate > 0}
-    if not measured:
-        return 1
-    best = max(measured.values())
-    return min(count for count, rate in measured.items() if rate >= (1 - tolerance) * best)
-
-
-def _device_type(name: str) -> str:
-    """"cuda" or "cpu" for a device setting, without initialising CUDA in this process."""
-    key = name.strip().lower() if isinstance(name, str) else ""
-    if key == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cuda" if key.startswith("cuda") else "cpu"
-
-
-def trainings_per_gpu(spec: NetworkSpec, data: ImageDataset, config: TrainConfig,
-                      counts: tuple[int, ...] = CONCURRENCY_COUNTS,
-                      measure: Callable[..., dict[int, float]] | None = None) -> int:
-    """How many trainings of ``spec`` (a study's base network) to run at once on one GPU:
-    ``choose_concurrency`` of the total images/s that ``measure`` (default
-    ``measure_concurrency``) finds for each of ``counts``. On the CPU it is 1, unmeasured:
-    trainings there share the cores, they do not fill idle gaps."""
-    if _device_type(config.device) != "cuda":
-        return 1
-    return choose_concurrency((measure or measure_concurrency)(spec, data, config, counts))
-
-
-def measure_concurrency(spec: NetworkSpec, data: ImageDataset, config: TrainConfig,
-                        counts: tuple[int, ...] = CONCURRENCY_COUNTS,
-                        steps: int = CONCURRENCY_STEPS, warmup: int = CONCURRENCY_WARMUP,
-                        timeout: float = CONCURRENCY_TIMEOUT) -> dict[int, float]:
-    """Total training images/s of ``count`` concurrent trainings of ``spec`` on
-    ``config.device``, for each of ``counts``: each training ``Trainer.step`` in a process of
-    its own, timed over ``steps`` steps after ``warmup``, all starting together (a barrier);
-    the total is every process's images over the span from the first start to the last end.
-
-    Processes, not CUDA streams in this process: the study's workers are processes, so this
-    measures what they will get. Small networks are bound by kernel launches and Python, and
-    streams driven from one Python thread would share one interpreter lock and one launch
-    queue; processes have their own, and the GPU interleaves their kernels (time-sliced, or
-    concurrently under CUDA MPS when it runs). A count whose processes fail (out of memory)
-    or do not finish within ``timeout`` seconds counts 0. Runs on any device (tests use the
-    CPU); only ``trainings_per_gpu`` on CUDA needs it.
-    """
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    sample = _timing_sample(spec, data, config.batch_size, steps + warmup)
-    return {count: _concurrent_rate(context, count, spec, sample, config, steps, warmup,
-                                    timeout) for count in counts}
-
-
-def _timing_sample(spec: NetworkSpec, data: ImageDataset, batch_size: int,
-                   steps: int) -> ImageDataset:
-    """A plain data set of the training images ``steps`` steps at ``spec``'s resolution use
-    (at least one batch, at most the split), cheap to send to another process."""
-    view = data.at_resolution(spec.resolution)
-    train = min(view.train.labels.shape[0], max(batch_size, batch_size * steps))
-
-    def first(split: Split, n: int) -> Split:
-        return Split(split.images[:n].clone(), split.labels[:n].clone())
-
-    return ImageDataset(view.name, list(view.classes), first(view.train, train),
-                        first(view.val, 8), first(view.test, 8), view.base_resolution)
-
-
-def _concurrent_rate(context, count: int, spec: NetworkSpec, sample: ImageDataset,
-                     config: TrainConfig, steps: int, warmup: int, timeout: float) -> float:
-    """Total images/s of ``count`` timed trainings in processes (see measure_concurrency)."""
-    barrier = context.Barrier(count)
-    results = context.Queue()
-    processes = [context.Process(target=_timed_training, daemon=True,
-                                 args=(spec, sample, config, steps, warmup, barrier, results,
-                                       timeout))
-                 for _ in range(count)]
-    for process in processes:
-        process.start()
-    reports = []
-    deadline = time.monotonic() + timeout
-    try:
-        for _ in processes:
-            reports.append(results.get(timeout=max(0.1, deadline - time.monotonic())))
-    except Exception:  # noqa: BLE001 - queue.Empty: a process hung or died silently
-        reports.append((0, 0.0, 0.0, "no report"))
-    finally:
-        for process in processes:
-            process.join(timeout=max(0.1, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join()
-    if len(reports) < count or any(error is not None for *_, error in reports):
-        return 0.0
-    images = sum(report[0] for report in reports)
-    span = max(report[2] for report in reports) - min(report[1] for report in reports)
-    return images / span if span > 0 else 0.0
-
-
-def _timed_training(spec: NetworkSpec, data: ImageDataset, config: TrainConfig, steps: int,
-                    warmup: int, barrier, results, timeout: float) -> None:
-    """One process of ``_concurrent_rate``: puts (images, start, end, error or None) on
-    ``results``; ``time.perf_counter`` is the system-wide monotonic clock on Linux, so the
-    starts and ends of the processes compare."""
-    try:
-        trainer = Trainer(spec, data, config, total_steps=warmup + steps)
-        batches = trainer.batches()
-        loss = None
-        for _ in range(warmup):
-            loss = trainer.step(next(batches))
-        if loss is not None:
-            loss.item()  # waits for the device
-        barrier.wait(timeout=timeout)
-        start = time.perf_counter()
-        for _ in range(steps):
-            loss = trainer.step(next(batches))
-        loss.item()
-        results.put((steps * config.batch_size, start, time.perf_counter(), None))
-    except BaseException as error:  # noqa: BLE001 - reported to the parent, which decides
-        barrier.abort()  # the others stop waiting for this one
-        results.put((0, 0.0, 0.0, f"{type(error).__name__}: {error}"))
