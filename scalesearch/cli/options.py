@@ -43,8 +43,9 @@ HeartbeatOpt = typer.Option(30, "--heartbeat", help="Seconds between worker hear
                             "(database storages); a worker silent for twice this is dead.")
 WorkersOpt = typer.Option(None, "--workers", help="Worker processes on this host (default: "
                           "one per visible GPU, or 1 without GPUs).")
-WorkersPerGpuOpt = typer.Option(1, "--workers-per-gpu", help="With GPUs and no --workers: "
-                                "workers per GPU, for proxies too small to fill one.")
+WorkersPerGpuOpt = typer.Option(None, "--workers-per-gpu", help="With GPUs and no --workers: "
+                                "workers per GPU, for proxies too small to fill one (default: "
+                                "measured, 1, 2 or 4).")
 StudyDeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda.")
 
 

@@ -64,10 +64,12 @@ def run(
     val_images: Optional[int] = typer.Option(None, "--val-images",
                                              help="Use only this many validation images."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Data split and sampler seed."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile "
+                                           "each training with CUDA graphs (default: on CUDA)."),
     storage: Optional[str] = StorageOpt,
     heartbeat: int = HeartbeatOpt,
     workers: Optional[int] = WorkersOpt,
-    workers_per_gpu: int = WorkersPerGpuOpt,
+    workers_per_gpu: Optional[int] = WorkersPerGpuOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No progress or per-trial lines."),
 ) -> None:
     """Search alpha, beta, gamma at one FLOPs budget; running it again resumes the study."""
@@ -92,7 +94,7 @@ def worker(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data set folder on this "
                                            "machine (default: the one the study was made with)."),
     workers: Optional[int] = WorkersOpt,
-    workers_per_gpu: int = WorkersPerGpuOpt,
+    workers_per_gpu: Optional[int] = WorkersPerGpuOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No progress or per-trial lines."),
 ) -> None:
     """Join an existing study and train its candidates until it is complete."""

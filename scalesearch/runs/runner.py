@@ -18,7 +18,12 @@ from pathlib import Path
 
 from scalesearch.errors import BadInput
 from scalesearch.runs.files import Where, export, write_run_files
-from scalesearch.runs.processes import Monitor, gpu_slots, run_processes
+from scalesearch.runs.processes import (
+    Monitor,
+    gpu_slots,
+    measured_workers_per_gpu,
+    run_processes,
+)
 from scalesearch.search.config import StudyConfig
 from scalesearch.search.training import Reporter
 from scalesearch.store.storage import storage_failure
@@ -48,12 +53,12 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def check_workers(workers: int | None, workers_per_gpu: int, heartbeat: int,
+def check_workers(workers: int | None, workers_per_gpu: int | None, heartbeat: int,
                   storage: str | None) -> None:
     """BadInput for worker settings that cannot work."""
     if workers is not None and workers < 1:
         raise BadInput(f"--workers must be at least 1, got {workers}.")
-    if workers_per_gpu < 1:
+    if workers_per_gpu is not None and workers_per_gpu < 1:
         raise BadInput(f"--workers-per-gpu must be at least 1, got {workers_per_gpu}.")
     if heartbeat < 1:
         raise BadInput(f"--heartbeat must be at least 1 second, got {heartbeat}.")
@@ -97,7 +102,7 @@ def _quiet_storage_errors(args) -> None:
         threading.__excepthook__(args)
 
 
-def run_study(where: Where, config: StudyConfig, workers: int | None, workers_per_gpu: int,
+def run_study(where: Where, config: StudyConfig, workers: int | None, workers_per_gpu: int | None,
               create: bool, reporter: Monitor) -> dict:
     """Train the study at `where` until it is complete; returns its summary.
 
@@ -113,7 +118,10 @@ def run_study(where: Where, config: StudyConfig, workers: int | None, workers_pe
     study = open_study(where, config, create=create)
     if where.storage is None and create:
         write_run_files(where, config)
-    slots = gpu_slots(workers_per_gpu, config.device)
+    # Without --workers-per-gpu, how many trainings share a GPU is measured on the study's base
+    # network, and only when there are GPUs to share and --workers does not fix the count.
+    measure = None if workers is not None else (lambda: measured_workers_per_gpu(config))
+    slots = gpu_slots(workers_per_gpu, config.device, measure)
     count = workers if workers is not None else len(slots)
     reporter.study_opened(
         f"study {where.name}: budget {config.budget:g}x, {config.dataset}, {config.epochs} "

@@ -63,6 +63,9 @@ class StudyConfig:
     val_images: int | None = None  # use only this many validation images (None: all)
     seed: int = 0  # data split and sampler seed
     device: str = "auto"  # auto | cpu | cuda
+    # torch.compile the training step with CUDA graphs; None: on CUDA only (where it pays off;
+    # on the CPU compiling a network takes minutes).
+    compile: bool | None = None
 
     def identity(self) -> dict:
         """The fields that must match for a stored study to be continued."""
@@ -138,6 +141,8 @@ def check(config: StudyConfig) -> StudyConfig:
     _whole("train_images", c.train_images, 2, optional=True)
     _whole("val_images", c.val_images, 1, optional=True)
     _whole("seed", c.seed, 0)
+    if c.compile is not None and not isinstance(c.compile, bool):
+        raise BadInput(f"compile must be true or false, got {c.compile!r}.")
     if not isinstance(c.device, str) or not (
             c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
         raise BadInput(f"unknown device {c.device!r}; choose 'auto', 'cpu' or 'cuda'.")

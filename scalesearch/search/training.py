@@ -70,7 +70,8 @@ def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: 
     train_config = TrainConfig(epochs=epochs, batch_size=config.batch_size,
                                optimizer=config.optimizer, lr=config.lr,
                                seed=training_seed(config.seed, stage, seed),
-                               device=config.device, evaluate_test=evaluate_test)
+                               device=config.device, evaluate_test=evaluate_test,
+                               compile=config.compile)
     reporter.seed_started(number, seed, epochs * (len(data.train) // config.batch_size))
     result = train_model(spec, data, train_config, on_epoch=on_epoch, on_step=reporter.step)
     record = {"seed": seed, "training_seed": train_config.seed, "state": result.state,
