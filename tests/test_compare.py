@@ -12,7 +12,7 @@ import pytest
 
 from scalesearch.errors import BadInput
 from scalesearch.search.config import StudyConfig
-from scalesearch.search.objective import BaseCounter
+from scalesearch.search.costs import CostCounter
 from scalesearch.stages.compare import candidate_id, check_coefficients, parse_phis, plan_points
 from scalesearch.verdict.results import COLUMNS
 
@@ -45,7 +45,7 @@ def test_check_coefficients():
 @pytest.mark.parametrize("base_resolution", [32, 40])
 def test_every_strategy_is_planned_at_each_budget(base_resolution):
     config = StudyConfig(base_depth=0.5, base_width=0.5, base_resolution=base_resolution)
-    counter = BaseCounter(config, 10, 32)
+    counter = CostCounter(config, 10, 32)
     coefficients = (1.2, 1.1, 1.15)
     growth = 1.2 * 1.1**2 * 1.15**2
     points = plan_points(coefficients, [1.0, 2.0], counter, 0.03)

@@ -207,7 +207,7 @@ def test_scaling_table_puts_interpolated_points_at_the_budget():
     row = table[(table["kind"] == "compound") & (table["phi"] == 2)].iloc[0]
     assert row["mean"] == pytest.approx(0.57) and row["std"] == pytest.approx(0.01)
     resolution = table[(table["kind"] == "resolution") & (table["phi"] == 1)].iloc[0]
-    assert not resolution["flops_matched"] and resolution["flops"] == pytest.approx(
+    assert not resolution["flops_matched"] and resolution["x"] == pytest.approx(
         2 * BASE_FLOPS)  # at the budget, not at either network
     assert table.iloc[0]["kind"] == "baseline" or "baseline" in set(table["kind"])
     with pytest.raises(BadInput, match="nothing to plot"):

@@ -23,8 +23,11 @@ from scalesearch.cli.options import (
 
 
 def run(
-    budget: Optional[str] = typer.Option(None, "--budget", help="FLOPs multiple over the base "
-                                         "network, e.g. 2x (default 2x)."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="Multiple of the base "
+                                         "network's cost, e.g. 2x (default 2x)."),
+    cost: Optional[str] = typer.Option(None, "--cost", help="flops (default) | activations | "
+                                       "time: what the budget counts and candidates are "
+                                       "matched in."),
     study_file: Optional[Path] = typer.Option(None, "--study", help="Study file (TOML)."),
     name: Optional[str] = typer.Option(None, "--name", help="Study name (default: study file "
                                        "or data set, and budget, e.g. synthetic-2x)."),
@@ -35,6 +38,8 @@ def run(
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Trainings per candidate."),
     confirm_seeds: Optional[int] = typer.Option(None, "--confirm-seeds", help="Fresh "
                                                 "trainings per network of the confirmation."),
+    confirm_costs: Optional[str] = typer.Option(None, "--confirm-costs", help="Further costs "
+                                                "to confirm at, e.g. activations,time."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="qmc | tpe | grid."),
     grid_step: Optional[float] = typer.Option(None, "--grid-step", help="Share step of the "
                                               "grid sampler, e.g. 0.25."),

@@ -163,6 +163,8 @@ def plot_frontier(
     best_trial: int | None = None,
     best: dict | None = None,
     interpolated: list[dict] = (),
+    stem: str = "frontier",
+    x_label: str | None = None,
 ) -> list[Path]:
     """Accuracy-vs-FLOPs frontier of one study, saved as frontier.png and frontier.svg.
 
@@ -174,7 +176,8 @@ def plot_frontier(
     (kind, flops, val_accuracy_mean, ends: the two networks' (flops, accuracy)), drawn hollow
     at the budget and joined to their networks. When the scaled candidates clump near the
     budget, as FLOP matching makes them, a second panel zooms on them. `out_dir` is created
-    if missing. Returns [png_path, svg_path].
+    if missing. `stem` names the files and `x_label` the x axis when the ``flops`` column
+    holds another cost (activations, seconds per image). Returns [png_path, svg_path].
     """  # long: one figure, two panels, a legend and a label placed last; split into helpers
     check_columns(frame, _REQUIRED, "results frame")
     unknown = sorted(map(str, set(frame["kind"]) - set(KIND_COLORS)))
@@ -217,7 +220,7 @@ def plot_frontier(
                 _draw_frontier(ax, table, seeds, scale, best)
                 _draw_interpolated(ax, interpolated, scale)
                 _draw_budget(ax, budget, budget_x, limits)
-                ax.set_xlabel(f"FLOPs ({prefix} multiply-adds, fvcore; log scale)")
+                ax.set_xlabel(x_label or f"FLOPs ({prefix} multiply-adds, fvcore; log scale)")
                 ax.grid(True, which="major", color="0.9", linewidth=0.6)
                 ax.set_axisbelow(True)
                 ax.spines[["top", "right"]].set_visible(False)
@@ -246,7 +249,7 @@ def plot_frontier(
                                _coefficient_text(best), _obstacles(table, seeds, scale, budget_x))
             out_dir = Path(out_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
-            paths = [out_dir / "frontier.png", out_dir / "frontier.svg"]
+            paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
             fig.savefig(paths[0], dpi=300)
             fig.savefig(paths[1], metadata={"Date": None})  # no timestamp: reruns are identical
         finally:

@@ -44,6 +44,18 @@ KIND_MARKERS: dict[str, str] = {  # a second cue for grey-scale prints
     "compound": "o",
 }
 
+# Named strategies of a comparison beyond these (fast:A, Dollar et al.'s family) share one
+# colour (Okabe-Ito sky blue) and marker, and are told apart by their labels.
+STRATEGY_COLOR, STRATEGY_MARKER = "#56B4E9", "P"
+
+
+def kind_style(kind: str) -> tuple[str, str, str]:
+    """(colour, marker, label) of a kind or a named strategy such as fast:0.8."""
+    if kind in KIND_COLORS:
+        return KIND_COLORS[kind], KIND_MARKERS[kind], KIND_LABELS[kind]
+    return STRATEGY_COLOR, STRATEGY_MARKER, f"{kind} (Dollar et al.)"
+
+
 STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8.5, "svg.fonttype": "none"}
 
 # The paper's coefficients (Tan & Le 2019, section 3.3), marked on the search surface.

@@ -65,16 +65,17 @@ def _opponent(study) -> str | None:
 def _counter(study, config):
     """The base network and its FLOPs counter, without loading the data when the search
     recorded the data set's class count and base resolution."""
-    from scalesearch.search.objective import BaseCounter
+    from scalesearch.search.costs import CostCounter
 
     known = study.user_attrs.get("classes")
     if known:
-        return BaseCounter(config, *known)
-    return BaseCounter.for_data(config, load_data(config))
+        return CostCounter(config, *known)
+    return CostCounter.for_data(config, load_data(config))
 
 
 def prepare(name: str | None, results_dir: Path, storage: str | None, phi: str,
-            seeds: int | None, alpha, beta, gamma, device: str | None = None) -> Comparison:
+            seeds: int | None, alpha, beta, gamma, device: str | None = None,
+            strategies: str | None = None) -> Comparison:
     """Check the flags, open the study and plan its comparison (nothing is trained yet)."""
     import optuna
 
@@ -82,6 +83,7 @@ def prepare(name: str | None, results_dir: Path, storage: str | None, phi: str,
     from scalesearch.stages import stage
 
     phis = cmp.parse_phis(phi)
+    names = cmp.parse_strategies(strategies or cmp.DEFAULT_STRATEGIES)
     if seeds is not None and seeds < 1:
         raise BadInput(f"--seeds must be at least 1, got {seeds}.")
     study, where, settings = load_study(name, results_dir, storage)
@@ -95,8 +97,10 @@ def prepare(name: str | None, results_dir: Path, storage: str | None, phi: str,
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     config = stored_config(where, device)
     identity = {"coefficients": list(coefficients), "seeds": seeds}
-    meta = {**identity, "opponent": _opponent(study), "identity": identity}
-    points = cmp.plan_points(coefficients, phis, _counter(study, config), config.tolerance)
+    meta = {**identity, "opponent": _opponent(study), "cost": config.cost,
+            "identity": identity}
+    points = cmp.plan_points(coefficients, phis, _counter(study, config), config.tolerance,
+                             names)
     cstudy = stage.create_or_load(where.name, cmp.STAGE, study._storage, meta, points)
     return Comparison(where, study, cstudy, coefficients, phis, seeds)
 

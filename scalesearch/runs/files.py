@@ -92,6 +92,7 @@ def study_summary(study, where: Where) -> tuple[dict, dict]:
         rows[confirm.CSV] = stage.stage_rows(confirmation)
         summary["confirmation"] = confirm.summarize(rows[confirm.CSV], confirmation.user_attrs)
         summary["verdict"] = summary["confirmation"]["verdict"]
+        summary["verdicts_by_cost"] = summary["confirmation"]["verdicts_by_cost"]
     return summary, rows
 
 

@@ -9,6 +9,7 @@ written. The command line turns these into one line and an exit status.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 import warnings
@@ -68,9 +69,11 @@ def check_workers(workers: int | None, workers_per_gpu: int | None, heartbeat: i
 
 
 def default_name(config: StudyConfig, study_file: Path | None) -> str:
-    """The study file's or data set's name and the budget, e.g. synthetic-2x."""
+    """The study file's or data set's name, the budget and a cost other than FLOPs, e.g.
+    synthetic-2x or synthetic-2x-time."""
     stem = study_file.stem if study_file else config.dataset.split(":")[0]
-    return f"{stem}-{config.budget:g}x"
+    cost = "" if config.cost == "flops" else f"-{config.cost}"
+    return f"{stem}-{config.budget:g}x{cost}"
 
 
 def resume_hint(where: Where) -> str:
@@ -124,7 +127,8 @@ def run_study(where: Where, config: StudyConfig, workers: int | None, workers_pe
     slots = gpu_slots(workers_per_gpu, config.device, measure)
     count = workers if workers is not None else len(slots)
     reporter.study_opened(
-        f"study {where.name}: budget {config.budget:g}x, {config.dataset}, {config.epochs} "
+        f"study {where.name}: budget {config.budget:g}x {config.cost}, {config.dataset}, "
+        f"{config.epochs} "
         f"epochs, {config.seeds} seed(s), sampler {config.sampler}; stored in "
         f"{where.storage or where.folder / 'study.journal'}",
         study.user_attrs["target"], done_count(study.get_trials(deepcopy=False)))
@@ -183,6 +187,8 @@ def _run_here(study, where: Where, config: StudyConfig, reporter: Reporter) -> N
 def confirm_search(study, where: Where, config: StudyConfig, data, reporter: Reporter) -> None:
     """Plan the confirmation of a complete search (once, whoever comes first) and train what
     it still lacks."""
+    from scalesearch.search.config import confirm_costs
+    from scalesearch.search.costs import CostCounter
     from scalesearch.stages import confirm, stage
     from scalesearch.verdict.results import trial_rows
 
@@ -194,7 +200,12 @@ def confirm_search(study, where: Where, config: StudyConfig, data, reporter: Rep
             reporter.message("nothing to confirm: the search has no compound candidate or no "
                              "single dimension at the budget")
             return
-        confirmation = stage.create_or_load(where.name, confirm.STAGE, study._storage, *planned)
+        meta, points = planned
+        for cost in confirm_costs(config):  # the same question at equal activations or time
+            counter = CostCounter.for_data(dataclasses.replace(config, cost=cost), data)
+            points += confirm.plan_cost(meta, cost, counter, config.budget, config.tolerance)
+        confirmation = stage.create_or_load(where.name, confirm.STAGE, study._storage, meta,
+                                            points)
     if stage.pending(confirmation):
         reporter.message(f"confirmation: {stage.pending(confirmation)} network(s) on "
                          f"{confirmation.user_attrs['seeds']} fresh seeds each, judged on the "

@@ -26,6 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SAMPLERS = ("qmc", "tpe", "grid")
+COSTS = ("flops", "activations", "time")  # what a budget is a multiple of (search.costs)
 OPTIMIZERS = ("sgd", "rmsprop")
 
 
@@ -44,7 +45,8 @@ class StudyConfig:
     # a half-depth, half-width B0 so that its proxy trainings fit in 8 minutes on 2 cores.
     base_depth: float = 0.5
     base_width: float = 0.5
-    budget: float = 2.0  # FLOPs multiple over the base network
+    budget: float = 2.0  # multiple of the base network's cost
+    cost: str = "flops"  # flops | activations | time: what the budget and matching count
     tolerance: float = 0.03  # allowed relative distance of measured FLOPs from the budget
     match: bool = True  # solve each candidate's scale to the budget; False: reject misses
     epochs: int = 3  # proxy epochs per training
@@ -53,6 +55,9 @@ class StudyConfig:
     lr: float | None = None  # None: the trainer's default for the optimizer and batch size
     seeds: int = 1  # trainings per candidate (the baseline always gets at least 2)
     confirm_seeds: int = 2  # fresh trainings per network of the confirmation (at least 2)
+    # Further costs to confirm the verdict at ("activations,time"): the same compound direction
+    # and single dimensions brought to the budget in each; empty: the study's cost alone.
+    confirm_costs: str = ""
     sampler: str = "qmc"  # qmc | tpe | grid
     grid_step: float = 0.25  # share step of the grid sampler
     trials: int = 4  # searched candidates beyond the baseline and the three corners
@@ -73,8 +78,10 @@ class StudyConfig:
 
 
 IDENTITY = (
-    "dataset", "base_resolution", "base_depth", "base_width", "budget", "tolerance", "match",
-    "epochs", "batch_size", "optimizer", "lr", "seeds", "confirm_seeds", "max_params",
+    "dataset", "base_resolution", "base_depth", "base_width", "budget", "cost", "tolerance",
+    "match",
+    "epochs", "batch_size", "optimizer", "lr", "seeds", "confirm_seeds", "confirm_costs",
+    "max_params",
     "max_activations",
     "train_images", "val_images", "seed",
 )
@@ -120,6 +127,7 @@ def check(config: StudyConfig) -> StudyConfig:
     c.base_depth = _positive("base_depth", c.base_depth)
     c.base_width = _positive("base_width", c.base_width)
     c.budget = parse_budget(c.budget)
+    _choice("cost", c.cost, COSTS)
     c.tolerance = _positive("tolerance", c.tolerance)
     if c.tolerance >= 1:
         raise BadInput(f"tolerance must be a fraction below 1 such as 0.03, got {c.tolerance!r}.")
@@ -131,6 +139,7 @@ def check(config: StudyConfig) -> StudyConfig:
     c.lr = _positive("lr", c.lr, optional=True)
     _whole("seeds", c.seeds, 1)
     _whole("confirm_seeds", c.confirm_seeds, 1)
+    confirm_costs(c)
     _choice("sampler", c.sampler, SAMPLERS)
     c.grid_step = _positive("grid_step", c.grid_step)
     _whole("trials", c.trials, 0)
@@ -147,6 +156,18 @@ def check(config: StudyConfig) -> StudyConfig:
             c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
         raise BadInput(f"unknown device {c.device!r}; choose 'auto', 'cpu' or 'cuda'.")
     return c
+
+
+def confirm_costs(config: StudyConfig) -> list[str]:
+    """The costs beyond the study's own that the confirmation judges at (BadInput for an
+    unknown one)."""
+    if not isinstance(config.confirm_costs, str):
+        raise BadInput(f"confirm_costs must be a comma-separated list such as "
+                       f"\"activations,time\", got {config.confirm_costs!r}.")
+    names = [n.strip() for n in config.confirm_costs.split(",") if n.strip()]
+    for name in names:
+        _choice("confirm cost", name, COSTS)
+    return [n for n in dict.fromkeys(names) if n != config.cost]
 
 
 def read_study_file(path: str | Path) -> dict:

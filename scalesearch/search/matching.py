@@ -1,4 +1,8 @@
-"""Bring a candidate to the budget in measured FLOPs, keeping its direction on the surface.
+"""Bring a candidate to the budget in measured cost, keeping its direction on the surface.
+
+The cost is the study's (`scalesearch.search.costs`): FLOPs by default, or activations, or
+measured training time; what follows says FLOPs, and holds for any cost that never decreases
+as a network grows.
 
 Rounding (ceil of repeats, channels in multiples of 8, whole pixels, stride arithmetic on small
 maps) moves real FLOPs far from the nominal alpha * beta^2 * gamma^2: the paper's own
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 from scalesearch.net.scaling import MAX_RESOLUTION, MIN_RESOLUTION, NetworkSpec, scale_network
 from scalesearch.search.space import Direction
 
-FlopsRatio = Callable[[NetworkSpec], float]  # measured FLOPs of a spec over the base's
+CostRatio = Callable[[NetworkSpec], float]  # a spec's cost over the base network's
 T_STEP = 1e-3  # bisection stops when the bracket on t is this narrow
 T_MAX = 16.0
 MATCHED, INTERPOLATED, OFF_BUDGET = "matched", "interpolated", "off budget"
@@ -43,7 +47,7 @@ class Network:
 
     phi: float  # the effective exponent t it was scaled by
     spec: NetworkSpec
-    flops_ratio: float  # measured, over the base network
+    ratio: float  # its cost (FLOPs, activations or time) over the base network's
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Match:
     def method(self) -> str:
         if len(self.networks) == 2:
             return INTERPOLATED
-        return MATCHED if _within(self.networks[0].flops_ratio, self.budget,
+        return MATCHED if _within(self.networks[0].ratio, self.budget,
                                   self.tolerance) else OFF_BUDGET
 
     @property
@@ -69,14 +73,14 @@ class Match:
         """Weights of `networks` that give the accuracy at the budget (log-FLOPs linear)."""
         if len(self.networks) == 1:
             return (1.0,)
-        low, high = (math.log(n.flops_ratio) for n in self.networks)
+        low, high = (math.log(n.ratio) for n in self.networks)
         upper = (math.log(self.budget) - low) / (high - low)
         return (1.0 - upper, upper)
 
     @property
     def nearest(self) -> Network:
         """The network closest to the budget in log FLOPs."""
-        return min(self.networks, key=lambda n: _miss(n.flops_ratio, self.budget))
+        return min(self.networks, key=lambda n: _miss(n.ratio, self.budget))
 
     @property
     def within_tolerance(self) -> bool:
@@ -93,8 +97,8 @@ class Match:
         return self.nearest.phi
 
     @property
-    def flops_ratio(self) -> float:
-        return self.nearest.flops_ratio
+    def ratio(self) -> float:
+        return self.nearest.ratio
 
 
 def scaled_spec(
@@ -116,40 +120,40 @@ def match_budget(
     direction: Direction,
     budget: float,
     base: NetworkSpec,
-    flops_ratio: FlopsRatio,
+    cost_ratio: CostRatio,
     tolerance: float = 0.03,
 ) -> Match:
-    """The network along `direction` from `base` whose measured FLOPs ratio (to `base`) is
+    """The network along `direction` from `base` whose measured cost ratio (to `base`) is
     within `tolerance` of `budget`, or the two that bracket it (see the module docstring)."""
     alpha, beta, gamma = direction.coefficients(budget)
 
     def at(t: float) -> Network:
         spec = scaled_spec(alpha, beta, gamma, t, base)
-        return Network(t, spec, flops_ratio(spec))
+        return Network(t, spec, cost_ratio(spec))
 
     def done(networks) -> Match:
         return Match(alpha, beta, gamma, budget, tuple(networks), tolerance)
 
     low, high = at(0.0), at(1.0)
-    while high.flops_ratio < budget and high.phi < T_MAX:  # widen until the bracket holds it
+    while high.ratio < budget and high.phi < T_MAX:  # widen until the bracket holds it
         low, high = high, at(high.phi * 2)
-    while high.phi - low.phi > T_STEP and high.flops_ratio >= budget:
+    while high.phi - low.phi > T_STEP and high.ratio >= budget:
         mid = at((low.phi + high.phi) / 2)
-        if mid.flops_ratio < budget:
+        if mid.ratio < budget:
             low = mid
         else:
             high = mid
-    nearest = min((low, high), key=lambda n: _miss(n.flops_ratio, budget))
-    if _within(nearest.flops_ratio, budget, tolerance):
+    nearest = min((low, high), key=lambda n: _miss(n.ratio, budget))
+    if _within(nearest.ratio, budget, tolerance):
         return done([nearest])
     if direction.kind == "compound":
         # Keep each neighbour's depth and resolution and solve its width (never below the
         # base's, so beta stays >= 1).
         for neighbour in (low, high):
-            tuned = _solve_width(neighbour, budget, base.width_mult, flops_ratio)
-            if _within(tuned.flops_ratio, budget, tolerance):
+            tuned = _solve_width(neighbour, budget, base.width_mult, cost_ratio)
+            if _within(tuned.ratio, budget, tolerance):
                 return done([tuned])
-    if low.flops_ratio < budget < high.flops_ratio:
+    if low.ratio < budget < high.ratio:
         return done([low, high])
     return done([nearest])
 
@@ -163,34 +167,34 @@ def _within(ratio: float, budget: float, tolerance: float) -> bool:
 
 
 def _solve_width(network: Network, budget: float, least: float,
-                 flops_ratio: FlopsRatio) -> Network:
-    """`network` with the width multiplier >= `least` whose FLOPs ratio is closest to budget."""
+                 cost_ratio: CostRatio) -> Network:
+    """`network` with the width multiplier >= `least` whose cost ratio is closest to budget."""
     spec = network.spec
 
     def at(width: float) -> Network:
         tuned = scale_network(spec.depth_mult, width, spec.resolution, spec.dropout)
-        return Network(network.phi, tuned, flops_ratio(tuned))
+        return Network(network.phi, tuned, cost_ratio(tuned))
 
     lo, hi = least, max(least, spec.width_mult) * 4
     low, high = at(lo), at(hi)
-    if low.flops_ratio >= budget or high.flops_ratio <= budget:
-        return min(low, high, key=lambda n: _miss(n.flops_ratio, budget))
+    if low.ratio >= budget or high.ratio <= budget:
+        return min(low, high, key=lambda n: _miss(n.ratio, budget))
     while hi / lo > 1.002:  # FLOPs never decrease with width
         mid = math.sqrt(lo * hi)
         pair = at(mid)
-        if pair.flops_ratio < budget:
+        if pair.ratio < budget:
             lo, low = mid, pair
         else:
             hi, high = mid, pair
-    return min(low, high, key=lambda n: _miss(n.flops_ratio, budget))
+    return min(low, high, key=lambda n: _miss(n.ratio, budget))
 
 
 def nominal_match(
-    direction: Direction, budget: float, base: NetworkSpec, flops_ratio: FlopsRatio,
+    direction: Direction, budget: float, base: NetworkSpec, cost_ratio: CostRatio,
     tolerance: float = 0.03,
 ) -> Match:
     """The candidate at phi = 1 as it is (matching off), with its measured ratio checked."""
     alpha, beta, gamma = direction.coefficients(budget)
     spec = scaled_spec(alpha, beta, gamma, 1.0, base)
-    return Match(alpha, beta, gamma, budget, (Network(1.0, spec, flops_ratio(spec)),),
+    return Match(alpha, beta, gamma, budget, (Network(1.0, spec, cost_ratio(spec)),),
                  tolerance)

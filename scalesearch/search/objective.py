@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from scalesearch.net.scaling import NetworkSpec, scale_network
+from scalesearch.net.scaling import NetworkSpec
 from scalesearch.search.config import StudyConfig
+from scalesearch.search.costs import CostCounter
 from scalesearch.search.matching import Match, match_budget, nominal_match
 from scalesearch.search.space import Direction, direction_from_params
 from scalesearch.search.training import Reporter, run_seeds, sample_std, train_seed
@@ -80,32 +81,6 @@ def same_candidate(trial: optuna.Trial) -> int | None:
                    and t.user_attrs.get("bracket") != UPPER)
 
 
-class BaseCounter:
-    """A study's base network and the FLOPs of networks relative to it. Calling it gives the
-    FLOPs ratio of a spec (analytic count, for matching); `checked` counts a network that is
-    about to be trained with fvcore too, and a disagreement is an error."""
-
-    def __init__(self, config: StudyConfig, num_classes: int, data_base_resolution: int):
-        from scalesearch.net import complexity
-
-        self.num_classes = num_classes
-        self.base = scale_network(config.base_depth, config.base_width,
-                                  config.base_resolution or data_base_resolution)
-        self._complexity = complexity
-        self.base_flops = complexity.counts(self.base, self.num_classes).flops
-
-    @classmethod
-    def for_data(cls, config: StudyConfig, data) -> BaseCounter:
-        return cls(config, data.num_classes, data.base_resolution)
-
-    def counts(self, spec: NetworkSpec):
-        return self._complexity.counts(spec, self.num_classes)
-
-    def checked(self, spec: NetworkSpec):
-        return self._complexity.checked_counts(spec, self.num_classes)
-
-    def __call__(self, spec: NetworkSpec) -> float:
-        return self.counts(spec).flops / self.base_flops
 
 
 def network_attrs(spec: NetworkSpec, counts, base_flops: int, num_classes: int) -> dict:
@@ -136,7 +111,7 @@ class Objective:
         self.wanted = wanted  # whether sampled trial N is still needed for the target
         self.taken_over = False  # the current trial was failed by another worker
         self.duplicates_in_a_row = 0
-        self.flops_ratio = BaseCounter.for_data(config, data)
+        self.costs = CostCounter.for_data(config, data)
 
     def __call__(self, trial: optuna.Trial) -> float:
         enqueued = "fixed_params" in trial.storage.get_trial_system_attrs(trial._trial_id)
@@ -177,7 +152,7 @@ class Objective:
         return self._train_network(trial, candidate, runs)
 
     def _train_network(self, trial: optuna.Trial, candidate: Candidate, runs: list[dict]):
-        self.flops_ratio.checked(candidate.spec)  # fvcore agrees with the record, or this raises
+        self.costs.checked(candidate.spec)  # fvcore agrees with the record, or this raises
         seeds = max(2, self.config.seeds) if candidate.kind == "baseline" else self.config.seeds
         self.reporter.trial_started(trial.number, candidate.kind, candidate.spec, seeds)
         prune = (self.config.prune and candidate.kind == "compound"
@@ -201,13 +176,13 @@ class Objective:
         return sum(accuracies) / len(accuracies)
 
     def _candidate(self, trial: optuna.Trial) -> Candidate:
-        base = self.flops_ratio.base
+        base = self.costs.base
         if trial.user_attrs.get("kind") == "baseline":
             return Candidate("baseline", base, "matched", None, None)
         direction = direction_from_params(trial.suggest_float("u", 0.0, 1.0),
                                           trial.suggest_float("v", 0.0, 1.0))
         solve = match_budget if self.config.match else nominal_match
-        found = solve(direction, self.config.budget, base, self.flops_ratio,
+        found = solve(direction, self.config.budget, base, self.costs,
                       self.config.tolerance)
         if len(found.networks) == 2:
             upper = trial.user_attrs.get("bracket") == UPPER
@@ -217,9 +192,10 @@ class Objective:
         return Candidate(direction.kind, found.spec, found.method, direction, found)
 
     def _record(self, trial: optuna.Trial, candidate: Candidate) -> None:
-        ratio = self.flops_ratio
-        attrs = network_attrs(candidate.spec, ratio.counts(candidate.spec), ratio.base_flops,
-                              ratio.num_classes)
+        costs = self.costs
+        attrs = network_attrs(candidate.spec, costs.counts(candidate.spec), costs.base_flops,
+                              costs.num_classes)
+        attrs.update(cost=costs.cost, cost_ratio=costs(candidate.spec))
         attrs.update(kind=candidate.kind, bracket=candidate.bracket,
                      candidate=trial.user_attrs.get("candidate", trial.number),
                      budget=self.config.budget)
@@ -234,8 +210,8 @@ class Objective:
                          flops_matched=m.method == "matched", depth_share=d.depth,
                          width_share=d.width, resolution_share=d.resolution,
                          method=m.method,
-                         candidate_networks=[n.spec.key(ratio.num_classes) for n in m.networks],
-                         candidate_flops_ratios=[n.flops_ratio for n in m.networks])
+                         candidate_networks=[n.spec.key(costs.num_classes) for n in m.networks],
+                         candidate_ratios=[n.ratio for n in m.networks])
         set_attrs(trial, attrs)
 
     def _enqueue_upper(self, trial: optuna.Trial, candidate: Candidate) -> None:
@@ -253,7 +229,7 @@ class Objective:
         if candidate.kind == "baseline":
             return True
         networks = [n.spec for n in candidate.match.networks]
-        largest = [self.flops_ratio.counts(spec) for spec in networks]
+        largest = [self.costs.counts(spec) for spec in networks]
         params = max(c.params for c in largest)
         activations = max(c.activations for c in largest)
         reasons = []
@@ -267,7 +243,7 @@ class Objective:
                 reasons.append(f"activations {activations:,} > "
                                f"{self.config.max_activations:,}")
         if not self.config.match and not candidate.match.within_tolerance:
-            reasons.append(f"FLOPs ratio {candidate.match.flops_ratio:.3f} is more than "
+            reasons.append(f"FLOPs ratio {candidate.match.ratio:.3f} is more than "
                            f"{self.config.tolerance:.0%} from the budget")
         if reasons:
             trial.set_user_attr("infeasible", "; ".join(reasons))

@@ -88,6 +88,7 @@ def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: 
         "epochs": result.epochs,
         "seconds": round(result.seconds, 3),
         "images_per_second": round(result.images_per_second, 1),
+        "seconds_per_image": result.seconds_per_image,
         "peak_memory_bytes": result.peak_memory_bytes,
         "error": result.error,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import optuna
 from optuna.trial import TrialState
@@ -43,7 +44,9 @@ def run_worker(study: optuna.Study, config: StudyConfig, data, reporter: Reporte
     study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
     study.pruner = pruner or CompoundMedianPruner(config.epochs)
     while max_trials is None or ran < max_trials:
-        optuna.storages.fail_stale_trials(study)  # database storages: dead heartbeats
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # database storages: dead heartbeats
         for number in reclaim_dead(study):
             reporter.message(f"trial {number}'s worker died; it will be re-run")
         trials = study.get_trials(deepcopy=False)

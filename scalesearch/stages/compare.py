@@ -29,8 +29,8 @@ from pathlib import Path
 import pandas as pd
 
 from scalesearch.errors import BadInput
+from scalesearch.search.costs import CostCounter
 from scalesearch.search.matching import Match, match_budget
-from scalesearch.search.objective import BaseCounter
 from scalesearch.search.space import CORNERS, Direction
 from scalesearch.stages.stage import stage_rows
 from scalesearch.store.files import write_texts
@@ -79,15 +79,56 @@ def coefficient_direction(coefficients: tuple[float, float, float]) -> Direction
     return Direction(*(v / sum(logs) for v in logs))
 
 
+DEFAULT_STRATEGIES = "compound,depth,width,resolution"
+
+
+def parse_strategies(text: str) -> list[str]:
+    """'compound,fast:0.8,depth' -> the strategies of a comparison, in that order.
+
+    ``fast:A`` is the family of Dollar, Singh and Girshick ("Fast and Accurate Model Scaling",
+    CVPR 2021): of a FLOPs factor s, depth grows by s^((1 - A) / 2), width by s^(A / 2) and
+    resolution by s^((1 - A) / 4), i.e. shares of log(s) of (1 - A) / 2 on depth, A on width
+    and (1 - A) / 2 on resolution; A = 1/3 is uniform compound scaling, A = 1 width alone,
+    their fast family A = 0.8."""
+    names = [part.strip().lower() for part in str(text).split(",") if part.strip()]
+    if not names:
+        raise BadInput("--strategies is empty; give a list such as "
+                       f"{DEFAULT_STRATEGIES},fast:0.8.")
+    for name in names:
+        if name in KINDS[1:]:
+            continue
+        head, _, value = name.partition(":")
+        try:
+            fine = head == "fast" and 0 < float(value) <= 1
+        except ValueError:
+            fine = False
+        if not fine:
+            raise BadInput(f"unknown strategy {name!r}; choose from compound, depth, width, "
+                           "resolution and fast:A with 0 < A <= 1 (e.g. fast:0.8).")
+    return list(dict.fromkeys(names))
+
+
+def strategy_direction(name: str, coefficients: tuple[float, float, float]) -> Direction:
+    """The direction on the surface that strategy `name` scales along."""
+    if name == "compound":
+        return coefficient_direction(coefficients)
+    if name in CORNERS:
+        return CORNERS[name]
+    share = float(name.partition(":")[2])
+    return Direction((1 - share) / 2, share, (1 - share) / 2)
+
+
 def candidate_id(phi: float, kind: str) -> int:
-    """A strategy's id in the rows: the same for the same (phi, kind) whenever it is planned."""
-    return round(phi * 1000) * 10 + KINDS.index(kind)
+    """A strategy's id in the rows: the same for the same (phi, kind) whenever it is planned
+    (fast:A strategies after the five fixed kinds, by A)."""
+    index = KINDS.index(kind) if kind in KINDS else 10 + round(float(kind.split(":")[1]) * 80)
+    return round(phi * 1000) * 100 + index
 
 
-def _points_of(kind: str, phi: float, match: Match, counter: BaseCounter) -> list[dict]:
+def _points_of(kind: str, phi: float, match: Match, counter: CostCounter,
+               direction: Direction) -> list[dict]:
     """The stage points of one strategy at one phi (its one or two networks)."""
     brackets = ([match.method] if len(match.networks) == 1 else ["lower", "upper"])
-    direction = CORNERS.get(kind) or Direction(*_shares(match))
     base = counter.base
     points = []
     for network, bracket in zip(match.networks, brackets):
@@ -104,19 +145,17 @@ def _points_of(kind: str, phi: float, match: Match, counter: BaseCounter) -> lis
             "resolution_share": direction.resolution, "depth_mult": network.spec.depth_mult,
             "width_mult": network.spec.width_mult, "resolution": network.spec.resolution,
             "params": counts.params, "flops": counts.flops, "activations": counts.activations,
-            "flops_ratio": network.flops_ratio, "flops_matched": bracket == "matched",
+            "flops_ratio": counter.ratio(spec, "flops"), "cost": counter.cost,
+            "cost_ratio": network.ratio, "flops_matched": bracket == "matched",
             "network": network.spec.key(counter.num_classes)})
     return points
 
 
-def _shares(match: Match) -> tuple[float, float, float]:
-    logs = (math.log(match.alpha), 2 * math.log(match.beta), 2 * math.log(match.gamma))
-    return tuple(v / sum(logs) for v in logs)
-
-
 def plan_points(coefficients: tuple[float, float, float], phis: list[float],
-                counter: BaseCounter, tolerance: float) -> list[dict]:
-    """Every network of a comparison: the baseline, then per phi the four strategies."""
+                counter: CostCounter, tolerance: float,
+                strategies: list[str] = KINDS[1:]) -> list[dict]:
+    """Every network of a comparison: the baseline, then per phi each strategy, matched to
+    growth^phi times the base's cost in the study's cost."""
     base = counter.base
     counts = counter.counts(base)
     points = [{"point": "0:baseline:matched", "kind": "baseline", "bracket": "matched",
@@ -125,42 +164,47 @@ def plan_points(coefficients: tuple[float, float, float], phis: list[float],
                "width_share": 0.0, "resolution_share": 0.0, "depth_mult": base.depth_mult,
                "width_mult": base.width_mult, "resolution": base.resolution,
                "params": counts.params, "flops": counts.flops,
-               "activations": counts.activations, "flops_ratio": 1.0, "flops_matched": True,
+               "activations": counts.activations, "flops_ratio": 1.0, "cost": counter.cost,
+               "cost_ratio": 1.0, "flops_matched": True,
                "network": base.key(counter.num_classes)}]
     growth = coefficients[0] * coefficients[1] ** 2 * coefficients[2] ** 2
     for phi in phis:
         target = growth**phi
-        directions = {"compound": coefficient_direction(coefficients), **CORNERS}
-        for kind in KINDS[1:]:
-            match = match_budget(directions[kind], target, base, counter, tolerance)
-            points += _points_of(kind, phi, match, counter)
+        for name in strategies:
+            direction = strategy_direction(name, coefficients)
+            match = match_budget(direction, target, base, counter, tolerance)
+            points += _points_of(name, phi, match, counter, direction)
     return points
 
 
 def summarize(frame: pd.DataFrame, meta: dict) -> dict:
     """compare.json: per phi each strategy at the budget on the test split, the noise (pooled
-    over every network of the comparison) and the verdict against the search's best single
-    dimension."""
+    over every network of the comparison) and, for compound and every other strategy that is
+    not a single dimension, the verdict against the search's best single dimension."""
     judged, noise, trained = results.judge(frame, "test")
     opponent = meta.get("opponent")
+    cost = meta.get("cost", "flops")
     at_budget, verdicts, table = {}, [], []
     phis = sorted({float(p) for p in frame["phi"].dropna() if p > 0})
     for phi in phis:
         here = [j for j in judged if j.strategy.rows[0]["phi"] == phi]
-        best = {kind: results.best_of(here, kind) for kind in results.STRATEGIES}
+        kinds = list(dict.fromkeys(j.strategy.kind for j in here))
+        best = {kind: results.best_of(here, kind) for kind in kinds}
         at_budget[f"{phi:g}"] = {k: (j.entry("test") if j else None) for k, j in best.items()}
         table += [{"phi": phi, **j.entry("test")} for j in here]
-        verdict = decision.decide(best["compound"], best.get(opponent), trained, noise,
-                                  more_seeds="--seeds")
-        verdict["text"] = f"phi {phi:g} ({best['compound'].strategy.budget:.2f}x FLOPs): " \
-            f"{verdict['text']}" if best["compound"] else f"phi {phi:g}: {verdict['text']}"
-        verdicts.append({"phi": phi, **verdict})
+        for kind in [k for k in kinds if k not in results.SINGLE_DIMENSIONS]:
+            verdict = decision.decide(best[kind], best.get(opponent), trained, noise,
+                                      more_seeds="--seeds")
+            budget = f" ({best[kind].strategy.budget:.2f}x {cost})"
+            verdict["text"] = f"phi {phi:g}{budget}: {verdict['text']}"
+            verdicts.append({"phi": phi, "strategy": kind, **verdict})
     baseline = next((j.entry("test") for j in judged if j.strategy.kind == "baseline"), None)
     strategies = results.strategies(frame, "test")
     a, b, g = meta["coefficients"]
     return {
         "coefficients": {"alpha": a, "beta": b, "gamma": g},
         "seeds": meta["seeds"],
+        "cost": cost,
         "phis": phis,
         "accuracy": "test",
         "opponent": opponent,

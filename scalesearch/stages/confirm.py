@@ -6,16 +6,26 @@ trained again, `confirm_seeds` times each, on seeds no search run used, and eval
 split, which nothing was chosen on. The verdict compares the confirmed compound network with the
 single dimension the *search* found best (`scalesearch.verdict.decision`); the other two single
 dimensions are confirmed too and reported beside it.
+
+At equal cost in other costs too (`confirm_costs`): for each further cost (activations, measured
+training time) the same compound direction and the three single dimensions are brought to the
+same budget multiple in that cost, trained and judged the same way, so the study also answers
+"at equal training time, does compound win?". Each cost's networks form candidates of their own
+(`cost_candidate`).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from scalesearch.search.config import COSTS
+from scalesearch.search.matching import match_budget
+from scalesearch.search.space import CORNERS, Direction
 from scalesearch.stages.stage import point_from_row
 from scalesearch.verdict import decision, results
 
 STAGE = "confirm"
+COST_NAMES = {"flops": "FLOPs", "activations": "activations", "time": "training time"}
 CSV = "confirm.csv"
 
 
@@ -34,24 +44,69 @@ def plan(search_frame: pd.DataFrame, seeds: int) -> tuple[dict, list[dict]] | No
             continue
         for row in found.strategy.rows:
             points.append(point_from_row(row, f"{kind}:{row['bracket']}"))
+    compound = chosen["compound"].strategy.nearest
     meta = {"seeds": seeds, "opponent": opponent,
             "chosen": {k: (j.strategy.candidate if j else None) for k, j in chosen.items()},
-            "identity": {"seeds": seeds}}
+            "direction": [float(compound[k]) for k in ("depth_share", "width_share",
+                                                       "resolution_share")],
+            "cost": str(compound.get("cost") or "flops"), "identity": {"seeds": seeds}}
     return meta, points
+
+
+def cost_candidate(cost: str, kind: str) -> int:
+    """The candidate id of a strategy confirmed at equal `cost` beyond the study's own."""
+    return (COSTS.index(cost) + 1) * 1_000_000 + ("compound", *CORNERS).index(kind)
+
+
+def plan_cost(meta: dict, cost: str, counter, budget: float, tolerance: float) -> list[dict]:
+    """The points that confirm the search's compound direction and the three single dimensions
+    at `budget` times the base network's `cost` (`counter`: a CostCounter in that cost)."""
+    directions = {"compound": Direction(*meta["direction"]), **CORNERS}
+    points = []
+    for kind, direction in directions.items():
+        match = match_budget(direction, budget, counter.base, counter, tolerance)
+        brackets = [match.method] if len(match.networks) == 1 else ["lower", "upper"]
+        for network, bracket in zip(match.networks, brackets):
+            spec, counts = network.spec, counter.counts(network.spec)
+            row = {"kind": kind, "candidate": cost_candidate(cost, kind), "bracket": bracket,
+                   "budget": budget, "alpha": match.alpha, "beta": match.beta,
+                   "gamma": match.gamma, "phi": network.phi, "depth_share": direction.depth,
+                   "width_share": direction.width, "resolution_share": direction.resolution,
+                   "depth_mult": spec.depth_mult, "width_mult": spec.width_mult,
+                   "resolution": spec.resolution, "params": counts.params,
+                   "flops": counts.flops, "activations": counts.activations,
+                   "flops_ratio": counter.ratio(spec, "flops"), "cost": cost,
+                   "cost_ratio": network.ratio, "flops_matched": bracket == "matched",
+                   "network": spec.key(counter.num_classes)}
+            points.append(point_from_row(row, f"{cost}:{kind}:{bracket}"))
+    return points
 
 
 def summarize(frame: pd.DataFrame, meta: dict) -> dict:
     """The confirmation's part of summary.json: each strategy at the budget on the test split,
-    the seed noise, and the study's verdict."""
+    the seed noise (pooled over every confirmed network), and the study's verdict; with
+    further costs confirmed, their strategies and verdicts by cost too."""
     judged, noise, trained = results.judge(frame, "test")
-    best = {kind: results.best_of(judged, kind) for kind in results.STRATEGIES}
-    verdict = decision.decide(best["compound"], best.get(meta["opponent"]), trained, noise,
-                              more_seeds="--confirm-seeds")
+    study_cost = meta.get("cost", "flops")
+    by_cost: dict[str, list] = {}
+    for j in judged:
+        by_cost.setdefault(str(j.strategy.rows[0].get("cost") or study_cost), []).append(j)
+    at_budget, verdicts = {}, {}
+    for cost, group in by_cost.items():
+        best = {kind: results.best_of(group, kind) for kind in results.STRATEGIES}
+        at_budget[cost] = {k: (j.entry("test") if j else None) for k, j in best.items()}
+        verdict = decision.decide(best["compound"], best.get(meta["opponent"]), trained, noise,
+                                  more_seeds="--confirm-seeds")
+        verdicts[cost] = {**verdict, "text": f"At equal {COST_NAMES[cost]}: {verdict['text']}"}
+    own = study_cost if study_cost in verdicts else next(iter(verdicts), study_cost)
     return {
         "accuracy": "test",
         "seeds": meta["seeds"],
         "opponent": meta["opponent"],
-        "at_budget": {k: (j.entry("test") if j else None) for k, j in best.items()},
+        "cost": own,
+        "at_budget": at_budget.get(own, {}),
         "noise": results.noise_entry(noise),
-        "verdict": verdict,
+        "verdict": verdicts.get(own, dict(results.PENDING)),
+        "verdicts_by_cost": verdicts,
+        "at_budget_by_cost": at_budget,
     }

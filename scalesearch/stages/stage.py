@@ -22,7 +22,8 @@ from optuna.trial import FrozenTrial, TrialState
 from scalesearch.errors import BadInput
 from scalesearch.net.scaling import scale_network
 from scalesearch.search.config import StudyConfig
-from scalesearch.search.objective import BaseCounter, same_network
+from scalesearch.search.costs import CostCounter
+from scalesearch.search.objective import same_network
 from scalesearch.search.training import Reporter, TrainingFailed, run_seeds, sample_std, train_seed
 from scalesearch.store.workers import enqueue_rerun, frozen_with_runs, reclaim_dead, worker_id
 from scalesearch.verdict.results import trial_rows
@@ -31,8 +32,8 @@ PLAN_WAIT_SECONDS = 60.0  # how long a joining worker waits for the creator to e
 # What a point records of its network (the attributes of a search trial that results read).
 POINT_KEYS = ("kind", "candidate", "bracket", "budget", "alpha", "beta", "gamma", "phi",
               "depth_share", "width_share", "resolution_share", "depth_mult", "width_mult",
-              "resolution", "params", "flops", "activations", "flops_ratio", "flops_matched",
-              "network")
+              "resolution", "params", "flops", "activations", "flops_ratio", "cost",
+              "cost_ratio", "flops_matched", "network")
 EXTRA = ("test_accuracy", "phi", "epochs")  # stage rows: the trials.csv columns plus these
 
 
@@ -122,7 +123,7 @@ class StageObjective:
         self.seeds = seeds
         self.epochs = epochs
         self.reporter = reporter
-        self.counter = BaseCounter.for_data(config, data)
+        self.counter = CostCounter.for_data(config, data)
 
     def __call__(self, trial: optuna.Trial) -> float:
         runs: list[dict] = list(trial.user_attrs.get("runs", []))

@@ -69,6 +69,9 @@ class TrainResult:
     # it right; what the verdict's paired statistics need. None when not evaluated.
     val_correct: torch.Tensor | None = None
     test_correct: torch.Tensor | None = None
+    # Training seconds per image: the median over epochs after the first (the first alone
+    # when there is one); the training-time cost of the network on this device.
+    seconds_per_image: float | None = None
 
 
 def resolve_device(name: str) -> torch.device:

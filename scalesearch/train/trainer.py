@@ -22,9 +22,10 @@ Conventions:
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -208,6 +209,7 @@ class _Progress:
     epochs: int = 0
     train_seconds: float = 0.0
     train_images: int = 0
+    epoch_times: list[float] = field(default_factory=list)  # seconds per image, each epoch
     last_loss: float | None = None
     val_accuracy: float | None = None
     test_accuracy: float | None = None
@@ -287,6 +289,10 @@ def _result(progress: _Progress, seconds: float, device: torch.device) -> TrainR
         images_per_second=(
             progress.train_images / progress.train_seconds if progress.train_seconds > 0 else 0.0
         ),
+        # The first epoch pays the one-time costs (autotuning, compiling, caches): left out
+        # when there are later ones.
+        seconds_per_image=(statistics.median(progress.epoch_times[1:] or progress.epoch_times)
+                           if progress.epoch_times else None),
         peak_memory_bytes=peak_memory(device, progress.memory_baseline),
         error=progress.error,
     )
@@ -328,8 +334,12 @@ def _train(
         if filled and not _read_window(window, filled, trainer, epoch, epoch_losses, progress,
                                        on_step):
             return
-        progress.train_seconds += time.perf_counter() - tick  # the read-back above synced
-        progress.train_images += (trainer.steps_done - first_step) * config.batch_size
+        seconds = time.perf_counter() - tick  # the read-back above synced
+        images = (trainer.steps_done - first_step) * config.batch_size
+        progress.train_seconds += seconds
+        progress.train_images += images
+        if images:
+            progress.epoch_times.append(seconds / images)
         progress.last_loss = sum(epoch_losses) / len(epoch_losses)
         trainer.recalibrate_batch_norm()
         progress.val_correct = trainer.correct(trainer.data.val_images, trainer.data.val_labels)

@@ -34,18 +34,19 @@ from scalesearch.verdict import stats
 
 COLUMNS = (
     "trial", "candidate", "kind", "bracket", "seed", "training_seed", "alpha", "beta", "gamma",
-    "phi",
-    "depth_share", "width_share", "resolution_share", "depth_mult", "width_mult", "resolution",
-    "params", "flops", "activations", "flops_ratio", "budget", "flops_matched", "val_accuracy",
-    "loss", "state", "seconds", "epochs", "images_per_second", "peak_memory_bytes", "error",
-    "worker", "rerun_of", "reuses", "network",
+    "phi", "depth_share", "width_share", "resolution_share", "depth_mult", "width_mult",
+    "resolution", "params", "flops", "activations", "flops_ratio", "cost", "cost_ratio",
+    "budget", "flops_matched", "val_accuracy", "loss", "state", "seconds", "epochs",
+    "images_per_second", "seconds_per_image", "peak_memory_bytes", "error", "worker",
+    "rerun_of", "reuses", "network",
 )
 # Kept with the rows for the statistics, left out of the CSV files (one bit per image).
 CORRECTNESS = ("val_correct", "test_correct")
 SINGLE_DIMENSIONS = ("depth", "width", "resolution")
 STRATEGIES = ("compound", *SINGLE_DIMENSIONS)
 RUN_KEYS = ("seed", "training_seed", "val_accuracy", "loss", "seconds", "epochs",
-            "images_per_second", "peak_memory_bytes", "error", "test_accuracy", *CORRECTNESS)
+            "images_per_second", "seconds_per_image", "peak_memory_bytes", "error",
+            "test_accuracy", *CORRECTNESS)
 ON_BUDGET = ("matched", "interpolated")
 
 
@@ -104,6 +105,13 @@ def network_runs(frame: pd.DataFrame, split: str = "val") -> dict[str, np.ndarra
     return out
 
 
+def cost_ratio(row: dict) -> float:
+    """A row's cost over the base network's in its study's cost (FLOPs in studies made before
+    the cost could be chosen)."""
+    value = row.get("cost_ratio")
+    return float(row["flops_ratio"] if value is None or pd.isna(value) else value)
+
+
 @dataclass
 class Strategy:
     """A candidate judged at its budget: its networks and how they combine."""
@@ -122,7 +130,7 @@ class Strategy:
     @property
     def nearest(self) -> dict:
         """The row of the network closest to the budget."""
-        return min(self.rows, key=lambda r: abs(math.log(r["flops_ratio"] / self.budget)))
+        return min(self.rows, key=lambda r: abs(math.log(cost_ratio(r) / self.budget)))
 
 
 def strategies(frame: pd.DataFrame, split: str = "val",
@@ -143,7 +151,7 @@ def strategies(frame: pd.DataFrame, split: str = "val",
         elif "lower" in brackets or "upper" in brackets:
             rows = [brackets[b] for b in ("lower", "upper") if b in brackets]
             method = "interpolated" if len(rows) == 2 else "incomplete"
-            weights = (stats.interpolation_weights([r["flops_ratio"] for r in rows], budget)
+            weights = (stats.interpolation_weights([cost_ratio(r) for r in rows], budget)
                        if len(rows) == 2 else [])
         else:
             rows = [firsts[0]]
