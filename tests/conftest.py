@@ -9,6 +9,10 @@ A test that needs a service skips when it is missing, unless the service's varia
 - ``SCALESEARCH_REQUIRE_POSTGRES``: PostgreSQL at 127.0.0.1:5432 (tests/test_scaleout.py);
 - ``SCALESEARCH_REQUIRE_MYSQL``: MySQL or MariaDB at 127.0.0.1:3306 (fixture ``mysql``);
 - ``SCALESEARCH_REQUIRE_CUDA``: a CUDA GPU (marker ``cuda``).
+
+``SCALESEARCH_HYPOTHESIS_PROFILE=mutation`` (set by ``make mutation``) runs the property tests
+with few examples, drawn the same way on every run, so that each mutant is judged quickly and
+the score does not move from one run to the next.
 """
 
 import os
@@ -19,6 +23,25 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+# The hypothesis profile of `make mutation`: few examples (the same ones every run: it passes
+# --hypothesis-seed), nothing replayed from a database, and a failing example reported as found,
+# without shrinking it (a failure is all a mutant needs). Tests that set their own number of
+# examples ask `examples` for it.
+settings.register_profile("mutation", max_examples=10, database=None,
+                          deadline=None, phases=[Phase.explicit, Phase.generate],
+                          suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("SCALESEARCH_HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["SCALESEARCH_HYPOTHESIS_PROFILE"])
+
+
+def examples(wanted: int) -> int:
+    """`wanted` hypothesis examples, or the mutation profile's fewer under that profile."""
+    if settings.get_current_profile_name() == "mutation":
+        return min(wanted, settings.default.max_examples)
+    return wanted
+
 
 MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 
@@ -195,3 +218,20 @@ def assert_complete_once(study):
     assert set(complete) == wanted and set(complete.values()) == {1}, complete
     assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
                for t in trials), [(t.number, t.state) for t in trials]
+
+
+def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
+    """`scalesearch ARGS` in this process (torch imported once): its exit status and stderr;
+    stdout must stay empty, and whatever main() lets escape besides SystemExit fails the test."""
+    import sys
+    import warnings
+
+    from scalesearch.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["scalesearch", *args])
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    return exit_info.value.code, captured.err

@@ -5,6 +5,7 @@ naming a network excluding each other."""
 import math
 
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from scalesearch.net.scaling import (
     spec_from_flags,
 )
 
-FEW = settings(max_examples=150, deadline=None, database=None,
+FEW = settings(max_examples=examples(150), deadline=None, database=None,
                suppress_health_check=[HealthCheck.too_slow])
 
 # Mostly small counts, where the 10% rule and the floor of 8 decide; some up to B7's head.

@@ -102,3 +102,70 @@ def test_pruning_waits_for_warm_up_and_startup_and_compares_compound_only():
 @pytest.mark.parametrize("epochs, warmup", [(1, 1), (3, 2), (4, 2), (10, 5)])
 def test_warm_up_is_at_least_half_the_proxy_epochs(epochs, warmup):
     assert CompoundMedianPruner(epochs).warmup == warmup
+
+
+def test_a_sobol_value_spans_the_range_it_is_asked_for():
+    study = optuna.create_study(sampler=SobolSampler(seed=4))
+    trial = study.ask()
+    u, v = trial.suggest_float("u", 0.2, 0.6), trial.suggest_float("v", 0.5, 1.0)
+    point = sobol(4, 1)[0]
+    assert (u, v) == pytest.approx((0.2 + 0.4 * point[0], 0.5 + 0.5 * point[1]))
+
+
+def test_the_sobol_sampler_draws_only_u_and_v_as_floats():
+    study = optuna.create_study(sampler=SobolSampler(seed=0))
+    with pytest.raises(ValueError, match="'depth'"):
+        study.ask().suggest_float("depth", 0.0, 1.0)
+    with pytest.raises(ValueError, match="'u'"):
+        study.ask().suggest_int("u", 0, 10)
+
+
+def test_each_sampler_keeps_the_study_seed():
+    qmc_sampler = make_sampler(StudyConfig(sampler="qmc", seed=5), 3)
+    assert isinstance(qmc_sampler, SobolSampler) and qmc_sampler.seed == 5
+    for name in ("tpe", "grid"):
+        config = StudyConfig(sampler=name, seed=2)
+        # The same study seed and progress in the same process: the same proposals.
+        twice = [[draw(study) for _ in range(3)]
+                 for study in (optuna.create_study(sampler=make_sampler(config, 1))
+                               for _ in range(2))]
+        assert twice[0] == twice[1], name
+        other = optuna.create_study(sampler=make_sampler(StudyConfig(sampler=name, seed=3), 1))
+        assert [draw(other) for _ in range(3)] != twice[0], name
+
+
+def test_tpe_models_u_and_v_together_once_four_points_finished():
+    sampler = make_sampler(StudyConfig(sampler="tpe", seed=1), 0)
+    study = optuna.create_study(sampler=sampler)
+    space = {p: optuna.distributions.FloatDistribution(0.0, 1.0) for p in PARAMS}
+
+    def proposal():
+        trial = study._storage.get_trial(study.ask()._trial_id)
+        return sampler.sample_relative(study, trial,
+                                       sampler.infer_relative_search_space(study, trial))
+
+    for i in range(4):
+        assert proposal() == {}  # random start-up points
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.1 * i,
+                                     params={"u": 0.2 * i, "v": 0.1}, distributions=space))
+    assert set(proposal()) == set(PARAMS)  # both drawn from one joint model
+
+
+def test_a_candidate_at_the_median_is_not_pruned():
+    pruner = CompoundMedianPruner(epochs=2, startup=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for top in (0.2, 0.3, 0.4):
+        compound(study, [0.1, top])
+    assert not pruned(pruner, study, [0.1, 0.3])  # equal to the median: kept
+    assert pruned(pruner, study, [0.1, 0.29])
+
+
+def test_finished_candidates_count_only_where_they_reached_the_epoch():
+    pruner = CompoundMedianPruner(epochs=4, startup=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    compound(study, [0.5, 0.6, 0.7, 0.8])
+    compound(study, [0.5, 0.6, 0.7, 0.8])
+    compound(study, [0.5])  # finished (pruned candidates are not the only short ones)
+    assert not pruned(pruner, study, [0.01, 0.01])  # 2 reached epoch 2: fewer than 3
+    compound(study, [0.5, 0.6])
+    assert pruned(pruner, study, [0.01, 0.01])

@@ -1,6 +1,7 @@
 """Scaling rules: pure functions, checked against the reference table and invariants."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -9,7 +10,11 @@ from scalesearch.net.scaling import (
     B0_HEAD,
     B0_STAGES,
     B0_STEM,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
     PRESETS,
+    ScaleFlags,
+    check_classes,
     compound_multipliers,
     preset_spec,
     round_channels,
@@ -121,3 +126,119 @@ def test_spec_from_flags_modes():
         spec_from_flags(width_mult=2.0, gamma=1.1)
     with pytest.raises(BadInput, match="unknown preset 'b8'"):
         spec_from_flags(preset="b8")
+
+
+def test_scale_flags_name_the_network_their_fields_describe():
+    flags = ScaleFlags(depth_mult=2.0, width_mult=1.5, resolution=100)
+    assert flags.spec() == spec_from_flags(depth_mult=2.0, width_mult=1.5, resolution=100)
+    flags = ScaleFlags(alpha=1.2, beta=1.1, gamma=1.15, phi=2.0)
+    assert flags.spec(32) == spec_from_flags(alpha=1.2, beta=1.1, gamma=1.15, phi=2.0,
+                                             base_resolution=32)
+    assert ScaleFlags(preset="b3").spec(64) == preset_spec("b3", 64)
+    assert ScaleFlags().spec() == scale_network() and ScaleFlags().spec(32).resolution == 32
+
+
+def test_scale_flags_fail_early_only_where_no_base_could_serve_them():
+    # Exact where the base is known.
+    ScaleFlags(gamma=0.5, phi=3.0).check(2048)
+    with pytest.raises(BadInput, match="got 2[.]"):
+        ScaleFlags(gamma=0.5, phi=3.0).check(16)
+    # Without a base: fine if some base works (the largest for a factor below 1, the smallest
+    # for one above), an error (the one at the smallest base) if none does.
+    ScaleFlags(gamma=0.5, phi=3.0).check(None)
+    ScaleFlags(gamma=1.15, phi=30.0).check(None)
+    ScaleFlags(preset="b7").check(None)
+    with pytest.raises(BadInput, match="got 160000[.]"):
+        ScaleFlags(gamma=100.0, phi=2.0).check(None)
+    with pytest.raises(BadInput, match="got 3000[.]"):
+        ScaleFlags(resolution=3000).check(None)
+
+
+def test_a_network_key_names_its_structure_and_classes_but_not_its_multipliers():
+    spec = scale_network(1.1, 1.2, 64)
+    assert spec.key(10) == replace(spec, depth_mult=9.0, width_mult=9.0).key(10)
+    assert spec.key(10) != spec.key(100)
+    changed = [replace(spec, stem_channels=8), replace(spec, head_channels=8),
+               replace(spec, resolution=65), replace(spec, stages=spec.stages[:-1])]
+    for field in ("expand", "kernel", "stride", "out_channels", "repeats"):
+        stage = spec.stages[3]
+        moved = replace(stage, **{field: getattr(stage, field) + 1})
+        changed.append(replace(spec, stages=(*spec.stages[:3], moved, *spec.stages[4:])))
+    keys = {spec.key(10), *(c.key(10) for c in changed)}
+    assert len(keys) == len(changed) + 1
+
+
+@pytest.mark.parametrize("bad", ["2", None, float("nan"), -0.5, 0.0])
+def test_a_multiplier_that_is_not_a_positive_number_is_bad_input(bad):
+    with pytest.raises(BadInput, match="depth multiplier"):
+        scale_network(depth_mult=bad)
+    with pytest.raises(BadInput, match="alpha"):
+        compound_multipliers(bad, 1.1, 1.1, 1.0)
+
+
+def test_resolutions_may_be_whole_floats_and_phi_must_be_a_finite_number():
+    assert scale_network(resolution=64.0).resolution == 64
+    assert isinstance(scale_network(resolution=64.0).resolution, int)
+    assert scale_network(resolution=MIN_RESOLUTION).resolution == MIN_RESOLUTION
+    assert scale_network(resolution=MAX_RESOLUTION).resolution == MAX_RESOLUTION
+    for bad in (64.5, float("nan"), float("inf")):
+        with pytest.raises(BadInput, match="whole number of pixels"):
+            scale_network(resolution=bad)
+    for bad in (float("nan"), float("inf"), "1"):
+        with pytest.raises(BadInput, match="phi"):
+            compound_multipliers(1.2, 1.1, 1.15, bad)
+    with pytest.raises(BadInput, match="base resolution"):
+        compound_multipliers(1.2, 1.1, 1.15, 1.0, 8)
+    with pytest.raises(BadInput, match="classes"):
+        check_classes(1)
+    assert check_classes(2) == 2
+
+
+FLAGS = {"--depth": {"depth_mult": 1.2}, "--width": {"width_mult": 1.1},
+         "--resolution": {"resolution": 100}, "--alpha": {"alpha": 1.2}, "--beta": {"beta": 1.1},
+         "--gamma": {"gamma": 1.15}, "--phi": {"phi": 2.0}}
+
+
+@pytest.mark.parametrize("flag", sorted(FLAGS))
+def test_a_flag_that_conflicts_with_a_preset_is_named(flag):
+    with pytest.raises(BadInput, match=f"--preset b2 cannot be combined with {flag};"):
+        spec_from_flags(preset="b2", **FLAGS[flag])
+
+
+def test_every_conflicting_flag_is_named():
+    with pytest.raises(BadInput, match="--preset b2 cannot be combined with --depth, --width, "
+                                       "--alpha;"):
+        spec_from_flags(preset="b2", depth_mult=1.2, width_mult=1.1, alpha=1.2)
+    with pytest.raises(BadInput, match="--depth, --resolution cannot be combined with "
+                                       "--beta, --phi;"):
+        spec_from_flags(depth_mult=1.2, resolution=100, beta=1.1, phi=2.0)
+
+
+def test_each_flag_sets_only_its_own_dimension():
+    assert spec_from_flags(width_mult=1.5) == scale_network(1.0, 1.5, 224)
+    assert spec_from_flags(resolution=100) == scale_network(1.0, 1.0, 100)
+    assert spec_from_flags(depth_mult=1.5, base_resolution=32) == scale_network(1.5, 1.0, 32)
+    # Compound coefficients left out stay at 1 (phi too).
+    assert spec_from_flags(alpha=1.2, phi=2.0) == scale_network(1.2**2, 1.0, 224)
+    assert spec_from_flags(beta=1.1) == scale_network(1.0, 1.1, 224)
+    assert spec_from_flags(gamma=1.15, base_resolution=32) == scale_network(1.0, 1.0, 37)
+
+
+def test_presets_and_coefficients_scale_the_base_resolution_they_are_given():
+    assert spec_from_flags(preset="b1", base_resolution=32) == preset_spec("b1", 32)
+    assert spec_from_flags(preset="b1", base_resolution=32).resolution == round(240 / 224 * 32)
+    assert spec_from_flags(gamma=1.15, phi=2.0, base_resolution=64).resolution == round(
+        1.15**2 * 64)
+    for bad_base in (lambda: spec_from_flags(base_resolution=8),
+                     lambda: preset_spec("b0", base_resolution=8),
+                     lambda: compound_multipliers(1.2, 1.1, 1.15, 1.0, 4000)):
+        with pytest.raises(BadInput, match="^base resolution must be between"):
+            bad_base()
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta", "gamma"])
+def test_a_bad_coefficient_is_named(name):
+    coefficients = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15, name: -1.0}
+    with pytest.raises(BadInput, match=f"^{name} must be a finite number above 0"):
+        compound_multipliers(coefficients["alpha"], coefficients["beta"],
+                             coefficients["gamma"], 1.0)

@@ -159,8 +159,15 @@ def test_sigterm_during_a_trial_leaves_a_study_that_resumes(tmp_path, data_dir):
     resumed = subprocess.run([*args], capture_output=True, text=True,
                              env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert complete_kinds(load(results)) == ["baseline", "compound", "depth", "resolution",
-                                             "width"]
+    study = load(results)
+    # Every kind complete (a corner between two steps of FLOPs trains both networks), the
+    # interrupted trial's rerun among them, and nothing left to train.
+    assert sorted(set(complete_kinds(study))) == ["baseline", "compound", "depth", "resolution",
+                                                  "width"]
+    reruns = [t for t in study.get_trials() if t.user_attrs.get("rerun_of") == failed[0].number]
+    assert [t.state for t in reruns] == [optuna.trial.TrialState.COMPLETE]
+    assert not [t for t in study.get_trials() if t.state in (optuna.trial.TrialState.WAITING,
+                                                             optuna.trial.TrialState.RUNNING)]
 
 
 @pytest.mark.parametrize("budget", ["abc", "0", "-2x", "1x", "nan", "inf"])

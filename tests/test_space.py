@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from scalesearch.errors import BadInput
 from scalesearch.net.complexity import counts
 from scalesearch.net.scaling import scale_network
-from scalesearch.search.matching import match_budget, nominal_match, nominal_spec, scaled_spec
+from scalesearch.search.matching import (
+    T_MAX,
+    match_budget,
+    nominal_match,
+    nominal_spec,
+    scaled_spec,
+)
 from scalesearch.search.space import (
     CORNERS,
     Direction,
@@ -208,3 +214,68 @@ def test_the_nominal_candidate_is_the_direction_at_phi_1_as_it_is():
     assert m.method == "off budget" and not m.within_tolerance
     wide = nominal_match(direction, 2.0, base, ratio, tolerance=0.25)
     assert wide.method == "matched" and wide.within_tolerance and wide.tolerance == 0.25
+
+
+# Matching against costs made up for the purpose: the real FLOPs count moves in steps that
+# depend on the base, these move where the test says.
+SMALL = scale_network(0.5, 0.5, 32, dropout=0.3)
+
+
+def blocks_ratio(spec):
+    """A cost that only depth moves, in steps of a block (B0 at half depth has 10)."""
+    return spec.blocks / SMALL.blocks
+
+
+def test_a_corner_between_two_steps_of_cost_is_interpolated_at_the_default_tolerance():
+    m = match_budget(CORNERS["depth"], 2.0, SMALL, blocks_ratio)
+    # 16 blocks, then 23: 20% below and 15% above the budget, neither within 3%.
+    assert m.method == "interpolated" and m.tolerance == 0.03
+    assert [n.ratio for n in m.networks] == [1.6, 2.3]
+    assert m.weights == pytest.approx(
+        (1 - math.log(2 / 1.6) / math.log(2.3 / 1.6), math.log(2 / 1.6) / math.log(2.3 / 1.6)))
+
+
+def test_a_budget_beyond_reach_leaves_the_largest_network_the_direction_reaches():
+    def saturating(spec):  # grows with depth, never reaches 1.5
+        return 1.5 * spec.depth_mult / (spec.depth_mult + 0.5)
+
+    m = match_budget(CORNERS["depth"], 2.0, SMALL, saturating)
+    assert m.method == "off budget" and not m.within_tolerance
+    assert m.phi == T_MAX and len(m.networks) == 1
+    assert m.spec == scaled_spec(2.0, 1.0, 1.0, T_MAX, SMALL)
+
+
+def width_cost(weight):
+    """Depth moves the cost in steps of a block, resolution in steps of a pixel, and width
+    smoothly, with `weight` of the effect it has on FLOPs."""
+    def ratio(spec):
+        width = (spec.width_mult / SMALL.width_mult) ** 2
+        return (blocks_ratio(spec) * (spec.resolution / SMALL.resolution) ** 2
+                * (1 + weight * (width - 1)))
+    return ratio
+
+
+def test_a_compound_candidate_between_steps_gets_its_width_solved_on_its_own():
+    direction = Direction(0.5, 0.25, 0.25)
+    alpha, beta, gamma = direction.coefficients(2.0)
+    m = match_budget(direction, 2.0, SMALL, width_cost(1.0), tolerance=0.003)
+    assert m.method == "matched" and abs(m.ratio / 2.0 - 1) <= 0.003
+    (tuned,) = m.networks
+    along = scaled_spec(alpha, beta, gamma, tuned.phi, SMALL)  # the network at its phi
+    assert (tuned.spec.depth_mult, tuned.spec.resolution) == (along.depth_mult, along.resolution)
+    assert tuned.spec.width_mult != along.width_mult and tuned.spec.width_mult >= 0.5
+    assert tuned.spec.dropout == SMALL.dropout
+    assert tuned.ratio == width_cost(1.0)(tuned.spec)
+
+
+def test_where_width_cannot_close_the_gap_the_neighbours_bracket_the_budget():
+    direction = Direction(0.5, 0.25, 0.25)
+    alpha, beta, gamma = direction.coefficients(2.0)
+    cost = width_cost(0.001)  # four times the width adds 1.5% to the cost of the lower one
+    m = match_budget(direction, 2.0, SMALL, cost, tolerance=0.005)
+    assert m.method == "interpolated"
+    low, high = m.networks
+    assert low.phi < high.phi and low.ratio < 2.0 < high.ratio
+    for n in m.networks:  # the networks along the direction, as they are
+        assert n.spec == scaled_spec(alpha, beta, gamma, n.phi, SMALL)
+        assert abs(n.ratio / 2.0 - 1) > 0.005 and n.ratio == cost(n.spec)

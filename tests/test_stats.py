@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,7 +50,7 @@ def direct_noise(nets: dict[str, np.ndarray]) -> tuple[float, float, int]:
     return between / dof, interaction / dof, dof
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(studies(least_seeds=2))
 def test_pooled_seed_noise_equals_a_direct_computation(nets):
     noise = stats.seed_noise(nets)
@@ -79,7 +80,7 @@ def test_one_network_estimate_is_the_crossed_design_variance():
     assert est.standard_error == pytest.approx(math.sqrt(image_part + noise.run_variance / 3))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(studies(), st.floats(0.0, 1.0))
 def test_a_difference_is_antisymmetric(nets, weight):
     keys = sorted(nets)
@@ -93,7 +94,7 @@ def test_a_difference_is_antisymmetric(nets, weight):
     assert ab.p_value == pytest.approx(ba.p_value)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(studies(), st.randoms(use_true_random=False))
 def test_relabelling_networks_and_reordering_images_changes_nothing(nets, random):
     keys = sorted(nets)
@@ -107,7 +108,7 @@ def test_relabelling_networks_and_reordering_images_changes_nothing(nets, random
     assert (a.value, a.standard_error) == pytest.approx((b.value, b.standard_error))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.integers(200, 3000), st.integers(0, 4), st.integers(2, 4), st.integers(2, 3),
        st.floats(0.1, 0.9))
 def test_zero_seed_spread_and_a_few_images_is_never_a_win(n, differ, seeds, networks, level):
@@ -145,7 +146,7 @@ def test_agreeing_seeds_still_carry_the_image_flip_noise(differ):
     assert diff.standard_error > 0 and diff.p_value >= stats.LEVEL
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.floats(0.3, 3.0), st.floats(1.01, 3.0), st.floats(0.01, 0.99))
 def test_interpolation_weights_hit_the_budget_in_log_flops(low, factor, where):
     high = low * factor
@@ -162,7 +163,7 @@ def test_interpolation_outside_the_bracket_is_refused():
         stats.interpolation_weights([1.0, 2.0], 2.5)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.lists(st.booleans(), min_size=0, max_size=300))
 def test_correctness_packs_and_unpacks(bits):
     assert unpack(pack(bits)).tolist() == bits
@@ -192,3 +193,163 @@ def test_the_test_is_calibrated_under_the_null(shift):
     # Binomial 99% band around 5% for 600 studies is about 2.6% to 7.4%.
     rate = simulated_false_wins(600, seeds=2, shift=shift, seed=1)
     assert 0.02 <= rate <= 0.075, rate
+
+
+def direct_estimate(terms, nets, noise):
+    """(value, standard error, degrees of freedom) of `terms`, computed the long way from the
+    module docstring's formulas (Welch-Satterthwaite over the image and seed parts)."""
+    from scipy.stats import chi2
+
+    weights = {}
+    for w, key in terms:
+        weights[key] = weights.get(key, 0.0) + w
+    n = next(iter(nets.values())).shape[1]
+    e = [sum(w * np.mean(nets[key][:, i]) for key, w in weights.items()) for i in range(n)]
+    e = np.array(e, dtype=float)
+    per_seed = sum(w * w / nets[key].shape[0] for key, w in weights.items())
+    run_variance = 0.0
+    if noise.degrees_of_freedom:
+        floor = chi2.ppf(0.05, noise.degrees_of_freedom) / noise.degrees_of_freedom
+        run_variance = max(noise.between, floor * noise.interaction / n)
+    seed_var = run_variance * per_seed
+    sample_var = sum((x - e.mean()) ** 2 for x in e) / (n - 1) if n > 1 else 0.0
+    image_var = max(0.0, sample_var - noise.interaction * per_seed) / n if n > 1 else 0.0
+    parts = seed_var**2 / noise.degrees_of_freedom if seed_var else 0.0
+    if image_var:
+        # The image part's degrees of freedom: 2 s^4 / Var(s^2), with the variance of a sample
+        # variance (mu4 - mu2^2 (n - 3) / (n - 1)) / n from the central moments of e.
+        mu2 = sum((x - e.mean()) ** 2 for x in e) / n
+        mu4 = sum((x - e.mean()) ** 4 for x in e) / n
+        var_of_var = (mu4 - mu2**2 * (n - 3) / (n - 1)) / n
+        parts += image_var**2 / min(n - 1, max(1.0, 2 * sample_var**2 / var_of_var))
+    total = image_var + seed_var
+    return float(e.mean()), math.sqrt(total), total**2 / parts if parts else math.inf
+
+
+@pytest.mark.parametrize("seeds, images, spread", [(1, 30, 0.0), (3, 2, 0.3), (2, 60, 0.02),
+                                                   (3, 200, 0.05), (4, 25, 0.3)])
+def test_estimates_equal_a_direct_computation(seeds, images, spread):
+    # Images of varied difficulty, seeds that shift a network's accuracy a little.
+    rng = np.random.default_rng(seeds * 1000 + images)
+    difficulty = rng.random(images)
+    nets = {key: np.array([difficulty + rng.normal(0, spread) < level for _ in range(seeds)])
+            for key, level in (("a", 0.6), ("b", 0.5), ("c", 0.4))}
+    noise = stats.seed_noise(nets)
+    for terms in ([(1.0, "a")], [(0.3, "a"), (0.7, "b"), (-1.0, "c")], [(1.0, "a"), (-1.0, "c")]):
+        est = stats.estimate(terms, nets, noise)
+        value, se, dof = direct_estimate(terms, nets, noise)
+        assert est.value == pytest.approx(value, abs=1e-12)
+        assert est.standard_error == pytest.approx(se, rel=1e-9)
+        assert est.degrees_of_freedom == pytest.approx(dof, rel=1e-9)
+        assert est.image_variance + est.seed_variance == pytest.approx(se**2, rel=1e-9)
+
+
+@pytest.mark.parametrize("differ", [1, 3, 10, 40])
+def test_a_difference_on_a_few_images_rests_on_about_twice_as_many_degrees_of_freedom(differ):
+    # One seed each (no seed part): the networks differ on `differ` of 2,000 images.
+    n = 2000
+    a = np.zeros((1, n), dtype=bool)
+    a[0, : n // 2] = True
+    b = a.copy()
+    b[0, n // 2: n // 2 + differ] = True
+    diff = stats.difference([(1, "b")], [(1, "a")], {"a": a, "b": b}, stats.NO_NOISE)
+    assert diff.value == pytest.approx(differ / n)
+    e = b[0].astype(float) - a[0]
+    assert diff.standard_error == pytest.approx(math.sqrt(np.var(e, ddof=1) / n))
+    assert 2 * differ <= diff.degrees_of_freedom < 2 * differ * 1.1
+
+
+def test_images_that_split_evenly_give_all_their_degrees_of_freedom():
+    # Half the images favour one network, half the other: no heavy tail, n - 1 degrees.
+    a = np.array([[True, False] * 50])
+    diff = stats.difference([(1, "a")], [(1, "b")], {"a": a, "b": ~a}, stats.NO_NOISE)
+    assert diff.value == 0.0 and diff.degrees_of_freedom == pytest.approx(99.0)
+
+
+def test_an_interpolation_between_copies_of_a_network_is_that_network_exactly():
+    # 0.3x + 0.7x - x is not always 0 in floating point (x a third, these weights: 5.6e-17).
+    # The difference is exactly 0, with no standard error when nothing else varies; else a
+    # verdict would print "-0.0 points", or find a rounding error significant.
+    rng = np.random.default_rng(11)
+    a = rng.random((3, 300)) < 0.5
+    nets = {"lo": a, "hi": a.copy(), "same": a.copy()}
+    weights = stats.interpolation_weights([1.6, 2.5], 2.0)
+    bracket = [(weights[0], "lo"), (weights[1], "hi")]
+    x = a.mean(axis=0)
+    assert (0 + weights[0] * x + weights[1] * x - x).any()  # the rounding is there
+    exact = stats.difference(bracket, [(1.0, "same")], nets, stats.NO_NOISE)
+    assert exact == stats.Estimate(0.0, 0.0, math.inf, 0.0, 0.0)
+    assert exact.p_value == 1.0
+    measured = stats.difference(bracket, [(1.0, "same")], nets, stats.seed_noise(nets))
+    assert measured.value == 0.0 and f"{measured.value * 100:+.1f}" == "+0.0"
+    assert measured.image_variance == 0.0 and measured.p_value == pytest.approx(1.0)
+
+
+def test_terms_that_cancel_estimate_nothing():
+    nets = {"a": np.array([[1, 0, 1, 1], [0, 0, 1, 1]])}
+    assert stats.merge([(0.5, "a"), (0.25, "a")]) == {"a": 0.75}
+    assert stats.merge([(1, "a"), (-1, "a")]) == {}
+    nothing = stats.estimate([(1, "a"), (-1.0, "a")], nets, stats.seed_noise(nets))
+    assert nothing == stats.Estimate(0.0, 0.0, math.inf, 0.0, 0.0)
+    assert nothing.p_value == 1.0 and nothing.detectable == 0.0
+
+
+def test_a_network_right_on_every_image_every_time_has_no_error():
+    nets = {"a": np.ones((1, 50), dtype=bool)}
+    est = stats.estimate([(1, "a")], nets, stats.seed_noise(nets))
+    assert est == stats.Estimate(1.0, 0.0, math.inf, 0.0, 0.0)
+
+
+def test_one_seed_per_network_leaves_only_the_image_part():
+    rng = np.random.default_rng(12)
+    nets = {k: rng.random((1, 80)) < 0.5 for k in "ab"}
+    noise = stats.seed_noise(nets)
+    assert not noise.measured and noise.run_variance == 0.0 and noise.seed_std == 0.0
+    diff = stats.difference([(1, "a")], [(1, "b")], nets, noise)
+    e = nets["a"][0].astype(float) - nets["b"][0]
+    assert diff.seed_variance == 0.0
+    assert diff.image_variance == pytest.approx(np.var(e, ddof=1) / 80)
+
+
+def test_networks_judged_on_one_or_two_images():
+    import warnings
+
+    one = {"a": np.array([[1], [0], [1]]), "b": np.array([[0], [0], [1]])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no variance of a single image is taken
+        noise = stats.seed_noise(one)
+        est = stats.estimate([(1, "a")], one, noise)
+    assert (noise.between, noise.interaction, noise.degrees_of_freedom, noise.images) == (
+        pytest.approx((np.var([1, 0, 1], ddof=1) + np.var([0, 0, 1], ddof=1)) / 2), 0.0, 4, 1)
+    assert est.image_variance == 0.0
+    assert est.seed_variance == pytest.approx(noise.run_variance / 3)
+    two = {"a": np.array([[1, 0], [0, 0], [1, 1]]), "b": np.array([[1, 0], [1, 0], [0, 0]])}
+    noise = stats.seed_noise(two)
+    between, interaction, dof = direct_noise(two)
+    assert (noise.between, noise.interaction) == pytest.approx((between, interaction))
+    assert interaction > 0
+    est = stats.estimate([(1, "a"), (-1, "b")], two, noise)
+    assert (est.value, est.standard_error) == pytest.approx(direct_estimate(
+        [(1, "a"), (-1, "b")], two, noise)[:2])
+
+
+def test_matrices_are_seeds_by_images():
+    matrix = stats.as_matrix([True, False, True])  # a vector is one seed
+    assert matrix.shape == (1, 3) and matrix.dtype == np.float64
+    assert matrix.tolist() == [[1.0, 0.0, 1.0]]
+    assert stats.as_matrix([[1], [0]]).shape == (2, 1)  # one image, two seeds
+    for bad in ([], np.zeros((0, 5)), np.zeros((2, 0)), np.zeros((2, 2, 2))):
+        with pytest.raises(ValueError, match="shape"):
+            stats.as_matrix(bad)
+
+
+def test_seed_noise_takes_a_list_and_refuses_different_image_counts():
+    rng = np.random.default_rng(13)
+    a, b = rng.random((2, 20)) < 0.5, rng.random((3, 20)) < 0.5
+    assert stats.seed_noise([a, b]) == stats.seed_noise({"a": a, "b": b})
+    for nets in ({"a": a, "b": rng.random((2, 21)) < 0.5},
+                 {"a": a, "b": rng.random((2, 21)) < 0.5, "c": rng.random((2, 22)) < 0.5}):
+        with pytest.raises(ValueError, match="20, 21"):
+            stats.seed_noise(nets)
+        with pytest.raises(ValueError, match="20, 21"):
+            stats.estimate([(1, "a"), (1, "b")], nets, stats.NO_NOISE)

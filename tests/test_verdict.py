@@ -357,3 +357,176 @@ def test_two_degrees_of_freedom_of_seed_noise_decide_and_one_does_not():
     assert verdict["single_dimension"] == "depth"
     assert "1 degree(s) of freedom" in verdict["text"]
     assert "--seeds 2" in verdict["text"]  # the default flag that adds seeds
+
+
+ENTRY_FIELDS = ("kind", "alpha", "beta", "gamma", "depth_share", "width_share",
+                "resolution_share", "depth_mult", "width_mult", "resolution", "params", "flops",
+                "flops_ratio")
+
+
+def test_the_search_summary_is_plain_json_with_every_field_of_each_strategy():
+    import json
+
+    rng = np.random.default_rng(20)
+    trials = study_trials(rng, {"baseline": 0.3, "depth": 0.4, "width": 0.5, "resolution": 0.35,
+                                "c6": 0.45, "c7": 0.55})
+    frame = results.trial_rows(trials)
+    summary = results.search_summary(frame, 2.0)
+    assert json.loads(json.dumps(summary, allow_nan=False)) == summary  # plain types, no NaN
+    assert set(summary) == {"budget", "accuracy", "best", "baseline", "at_budget", "noise",
+                            "trained_models", "candidates", "verdict"}
+    assert (summary["budget"], summary["accuracy"]) == (2.0, "val")
+    assert summary["trained_models"] == 9  # the baseline twice, seven networks once
+    assert summary["candidates"] == 6  # baseline, depth, width, resolution, two compound
+    assert summary["verdict"] == results.PENDING
+    trained = results.network_runs(frame)
+    noise = stats.seed_noise(trained)
+    assert summary["noise"] == {"seed_std": noise.seed_std, "degrees_of_freedom": 1, "images": N}
+    attrs = {t.number: t.user_attrs for t in trials}
+
+    def expected(candidate, method, members):
+        """The entry of a candidate judged by `members`, (trial, weight) pairs."""
+        rows = [attrs[number] for number, _ in members]
+        near = min(rows, key=lambda r: abs(math.log(r["flops_ratio"] / 2.0)))
+        terms = [(w, attrs[number]["network"]) for number, w in members]
+        return {**{k: near[k] for k in ENTRY_FIELDS}, "candidate": candidate,
+                "method": method, "trials": [number for number, _ in members], "budget": 2.0,
+                "val_accuracy": sum(w * trained[key].mean() for w, key in terms),
+                "standard_error": stats.estimate(terms, trained, noise).standard_error,
+                "networks": [{"trial": number, "weight": w,
+                              **{k: attrs[number][k] for k in ("depth_mult", "width_mult",
+                                                               "resolution", "flops_ratio")}}
+                             for number, w in members]}
+
+    depth = stats.interpolation_weights([1.6, 2.4], 2.0)
+    resolution = stats.interpolation_weights([1.7, 2.5], 2.0)
+    best = max((6, 7), key=lambda number: trained[f"c{number}"].mean())
+    wanted = {"baseline": (summary["baseline"], expected(0, "baseline", [(0, 1.0)])),
+              "depth": (summary["at_budget"]["depth"],
+                        expected(1, "interpolated", [(1, depth[0]), (4, depth[1])])),
+              "width": (summary["at_budget"]["width"], expected(2, "matched", [(2, 1.0)])),
+              "resolution": (summary["at_budget"]["resolution"], expected(
+                  3, "interpolated", [(3, resolution[0]), (5, resolution[1])])),
+              "compound": (summary["at_budget"]["compound"],
+                           expected(best, "matched", [(best, 1.0)]))}
+    for name, (entry, want) in wanted.items():
+        assert entry.pop("val_accuracy") == pytest.approx(want.pop("val_accuracy")), name
+        assert entry == want, name
+    assert summary["best"] == summary["at_budget"]["compound"]
+
+
+def test_a_summary_without_a_strategy_says_none_and_unmeasured_noise_has_no_std():
+    rng = np.random.default_rng(21)
+    trials = [trial(0, network("baseline", 0, "matched", 1.0, "base"), accurate(rng, 0.3)),
+              trial(1, network("depth", 1, "matched", 2.0, "d"), accurate(rng, 0.4))]
+    summary = results.search_summary(results.trial_rows(trials), 2.0)
+    assert summary["at_budget"]["width"] is None and summary["best"] is None
+    assert summary["at_budget"]["depth"]["trials"] == [1]
+    assert summary["noise"] == {"seed_std": None, "degrees_of_freedom": 0, "images": 0}
+    assert results.noise_entry(stats.NO_NOISE) == summary["noise"]
+
+
+def test_rows_keep_the_extra_columns_once_and_their_order():
+    rng = np.random.default_rng(22)
+    trials = [trial(3, network("width", 3, "matched", 2.0, "w"), accurate(rng, 0.4, 2),
+                    worker="host:17", rerun_of=1),
+              trial(2, network("depth", 2, "matched", 2.0, "d"), accurate(rng, 0.4))]
+    frame = results.trial_rows(trials, extra=("test_accuracy", "alpha"))
+    assert list(frame.columns) == [*results.COLUMNS, "test_accuracy", *results.CORRECTNESS]
+    assert frame["trial"].tolist() == [2, 3, 3] and frame["seed"].tolist() == [0, 0, 1]
+    assert frame["worker"].tolist()[1:] == ["host:17", "host:17"]
+    assert frame["rerun_of"].tolist()[1:] == [1, 1]
+    assert results.csv_text(frame).startswith("trial,candidate,kind,")  # no index column
+    empty = results.trial_rows([])
+    assert len(empty) == 0 and list(empty.columns) == [*results.COLUMNS, *results.CORRECTNESS]
+
+
+def test_rows_of_older_studies_get_a_candidate_and_a_bracket():
+    rng = np.random.default_rng(23)
+    old = {k: v for k, v in network("compound", 0, "matched", 2.0, "x").items()
+           if k not in ("candidate", "bracket", "flops_matched")}
+    trials = [trial(4, old, accurate(rng, 0.4)),
+              trial(5, {**old, "network": "y", "flops_matched": True}, accurate(rng, 0.4)),
+              trial(6, {**old, "network": "z", "flops_matched": False}, accurate(rng, 0.4))]
+    frame = results.trial_rows(trials)
+    assert frame["candidate"].tolist() == [4, 5, 6]
+    assert frame["bracket"].tolist() == ["matched", "matched", "off budget"]
+    assert [s.method for s in results.strategies(frame)] == ["matched", "matched", "off budget"]
+
+
+def test_rows_of_trials_that_failed_early_were_pruned_or_are_still_training():
+    rng = np.random.default_rng(24)
+    trials = [
+        trial(0, network("compound", 0, "matched", 2.0, "a"), state=TrialState.PRUNED,
+              infeasible="params 9 > 5"),
+        trial(1, network("compound", 1, "matched", 2.0, "b"), accurate(rng, 0.4, 2),
+              state=TrialState.PRUNED),
+        trial(2, {k: v for k, v in network("compound", 2, "matched", 2.0, "c").items()
+                  if k != "flops"}, state=TrialState.FAIL),  # failed before it was measured
+        trial(3, network("compound", 3, "matched", 2.0, "d"), state=TrialState.RUNNING),
+        trial(4, network("compound", 4, "matched", 2.0, "e"), accurate(rng, 0.4)),
+    ]
+    frame = results.trial_rows(trials)
+    assert frame["trial"].tolist() == [0, 1, 1, 4]  # the still-training trial has no seed yet
+    assert frame["state"].tolist() == ["infeasible", "pruned", "pruned", "complete"]
+    assert frame["error"].tolist()[0] == "params 9 > 5"
+    # Only complete runs judge a network; a pruned network's runs do not.
+    assert set(results.network_runs(frame)) == {"e"}
+    methods = {s.candidate: s.method for s in results.strategies(frame)}
+    assert methods == {0: "incomplete", 1: "incomplete", 4: "matched"}
+
+
+def test_a_complete_run_without_correctness_does_not_judge_its_network():
+    rng = np.random.default_rng(25)
+    t = trial(0, network("compound", 0, "matched", 2.0, "a"), accurate(rng, 0.4, 2))
+    del t.user_attrs["runs"][1]["val_correct"]  # an older run that kept only its accuracy
+    trained = results.network_runs(results.trial_rows([t]))
+    assert trained["a"].shape == (1, N)
+
+
+def test_a_network_is_judged_by_the_lowest_numbered_trial_that_trained_it():
+    rng = np.random.default_rng(26)
+    frame = results.trial_rows([trial(8, network("compound", 8, "matched", 2.0, "x"),
+                                      accurate(rng, 0.9, 2)),
+                                trial(3, network("compound", 3, "matched", 2.0, "x"),
+                                      accurate(rng, 0.1, 3))])
+    for rows in (frame, frame.iloc[::-1]):
+        assert results.network_runs(rows)["x"].shape == (3, N)
+
+
+def test_strategies_use_the_networks_they_are_given_and_the_split_asked_for():
+    rng = np.random.default_rng(27)
+    trials = [trial(0, network("compound", 0, "matched", 2.0, "a"), accurate(rng, 0.4),
+                    split="test"),
+              trial(1, network("depth", 1, "upper", 2.3, "b"), accurate(rng, 0.4),
+                    split="test")]
+    frame = results.trial_rows(trials, extra=("test_accuracy",))
+    by = {s.candidate: s for s in results.strategies(frame, "test")}
+    assert by[0].method == "matched" and by[0].terms == [(1.0, "a")]
+    assert by[1].method == "incomplete" and by[1].terms == []  # no lower network to pair with
+    assert {s.method for s in results.strategies(frame, "test", trained={})} == {"incomplete"}
+    assert {s.method for s in results.strategies(frame)} == {"incomplete"}  # nothing on val
+
+
+def test_rows_without_a_budget_have_a_nan_budget():
+    rng = np.random.default_rng(28)
+    attrs = {k: v for k, v in network("width", 0, "matched", 2.0, "w").items() if k != "budget"}
+    (strategy,) = results.strategies(results.trial_rows([trial(0, attrs, accurate(rng, 0.4))]))
+    assert math.isnan(strategy.budget) and strategy.method == "matched"
+
+
+def test_the_outputs_are_the_csv_and_the_summary(tmp_path):
+    import json
+
+    rng = np.random.default_rng(29)
+    frame = results.trial_rows(study_trials(rng, {k: 0.4 for k in (
+        "baseline", "depth", "width", "resolution", "c6", "c7")}))
+    summary = results.search_summary(frame, 2.0)
+    paths = results.write_outputs(tmp_path / "out", frame, summary)
+    assert paths == [tmp_path / "out" / "trials.csv", tmp_path / "out" / "summary.json"]
+    assert paths[0].read_text() == results.csv_text(frame)
+    assert paths[1].read_text().endswith("}\n")
+    assert json.loads(paths[1].read_text()) == summary
+    named = results.write_outputs(tmp_path, frame, summary, csv="compare.csv",
+                                  summary_name="compare.json")
+    assert [p.name for p in named] == ["compare.csv", "compare.json"]

@@ -29,6 +29,13 @@ COST_NAMES = {"flops": "FLOPs", "activations": "activations", "time": "training 
 CSV = "confirm.csv"
 
 
+def cost_of(row, default: str) -> str:
+    """The cost a row was matched in; `default` where the row has none (an empty or NaN cell:
+    rows of studies from before costs, or made up by the calibration benchmark)."""
+    cost = row.get("cost")
+    return cost if isinstance(cost, str) and cost else default
+
+
 def plan(search_frame: pd.DataFrame, seeds: int) -> tuple[dict, list[dict]] | None:
     """(meta, points) of the confirmation of a finished search, or None when the search has
     no compound candidate or no single dimension at the budget to confirm."""
@@ -49,7 +56,7 @@ def plan(search_frame: pd.DataFrame, seeds: int) -> tuple[dict, list[dict]] | No
             "chosen": {k: (j.strategy.candidate if j else None) for k, j in chosen.items()},
             "direction": [float(compound[k]) for k in ("depth_share", "width_share",
                                                        "resolution_share")],
-            "cost": str(compound.get("cost") or "flops"), "identity": {"seeds": seeds}}
+            "cost": cost_of(compound, "flops"), "identity": {"seeds": seeds}}
     return meta, points
 
 
@@ -90,7 +97,7 @@ def summarize(frame: pd.DataFrame, meta: dict) -> dict:
     study_cost = meta.get("cost", "flops")
     by_cost: dict[str, list] = {}
     for j in judged:
-        by_cost.setdefault(str(j.strategy.rows[0].get("cost") or study_cost), []).append(j)
+        by_cost.setdefault(cost_of(j.strategy.rows[0], study_cost), []).append(j)
     at_budget, verdicts = {}, {}
     for cost, group in by_cost.items():
         best = {kind: results.best_of(group, kind) for kind in results.STRATEGIES}
