@@ -11,11 +11,9 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 
 import pytest
-
-from scalesearch.cli import main
+from conftest import run_main
 
 TINY = ["--depth", "0.25", "--width", "0.25", "--resolution", "16"]
 TRAIN_KEYS = {
@@ -133,16 +131,6 @@ def test_bench_json_speedup_is_the_ratio(data_dir):
 # ---------------------------------------------------------------------------------------------
 # bad input: one sentence on stderr, exit 2, before any long work. main() runs in this process
 # (torch is imported once); what it lets escape besides SystemExit would fail the test.
-
-
-def run_main(args: list[str], capsys, monkeypatch) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["scalesearch", *args])
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    return exit_info.value.code, captured.err
 
 
 def _bad_train_inputs(tmp: str) -> list[tuple[list[str], str]]:

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from scalesearch.data import imagefolder, synthetic
+from scalesearch.data import decode, synthetic
 from scalesearch.data.dataset import DATASETS, DRAWN_VIEWS, ImageDataset, Split
 from scalesearch.data.load import load_dataset, load_synthetic
 from scalesearch.data.splits import stratified_split
@@ -421,11 +421,11 @@ def test_imagefolder_loads_splits_and_reports_broken_files(tmp_path, monkeypatch
     assert torch.bincount(dataset.train.labels, minlength=3).tolist() == [4, 3, 5]
 
     # the second load decodes nothing
-    monkeypatch.setattr(imagefolder, "_decode_image", lambda *args: pytest.fail("cache not used"))
+    monkeypatch.setattr(decode, "decode", lambda *args: pytest.fail("cache not used"))
     with pytest.warns(UserWarning, match="broken"):
         again = load_dataset(f"imagefolder:{root}", data_dir=cache_dir, seed=2, val_fraction=0.2)
     assert torch.equal(again.train.images, dataset.train.images)
-    assert len(list(cache_dir.glob("imagefolder-*.pt"))) == 1
+    assert len(list(cache_dir.glob("imagefolder-*/split-*.u8"))) == 1
 
 
 def test_imagefolder_resizes_shorter_side_and_crops_centre(tmp_path):

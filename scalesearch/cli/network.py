@@ -208,12 +208,25 @@ def _print_pairs(record: dict, keys: list[str]) -> None:
 
 
 
+ImageSizeOpt = typer.Option(
+    None, "--image-size", show_default=False,
+    help="Image folders: store images with the shorter side at N px, centre-cropped (32 to "
+         "1024); the base resolution then defaults to round(N * 224 / 256) \\[default: 64 px "
+         "with base 32]")
+MaxResidentOpt = typer.Option(
+    None, "--max-resident-gb", show_default=False,
+    help="Most decoded image data (GB) kept on the device; a larger data set streams from "
+         "its memory-mapped cache (0: always stream) \\[default: half the free memory]")
+
+
 @scale_flags
 def train(
     scale: ScaleFlags,
     dataset: str = DatasetOpt,
     data_dir: str = DataDirOpt,
     base_resolution: Optional[int] = DataBaseResolutionOpt,
+    image_size: Optional[int] = ImageSizeOpt,
+    max_resident_gb: Optional[float] = MaxResidentOpt,
     epochs: Optional[int] = typer.Option(
         None, "--epochs", show_default=False, help=_help("Epochs.", _TRAIN_DEFAULTS, "epochs")),
     batch_size: Optional[int] = typer.Option(
@@ -247,7 +260,8 @@ def train(
                          **{key: value for key, value in given.items() if value is not None})
     bar, start = _progress_bar(config.epochs)
     with bar:
-        record = train_one(scale, dataset, data_dir, base_resolution, config, start)
+        record = train_one(scale, dataset, data_dir, base_resolution, config, start,
+                           image_size=image_size, max_resident_gb=max_resident_gb)
     if as_json:
         print(json.dumps(record, indent=2))
     else:
@@ -263,6 +277,8 @@ def bench(
     dataset: str = DatasetOpt,
     data_dir: str = DataDirOpt,
     base_resolution: Optional[int] = DataBaseResolutionOpt,
+    image_size: Optional[int] = ImageSizeOpt,
+    max_resident_gb: Optional[float] = MaxResidentOpt,
     steps: Optional[int] = typer.Option(
         None, "--steps", show_default=False,
         help=_help("Timed training steps (after a few warm-up steps).", _BENCH_DEFAULTS,
@@ -283,6 +299,7 @@ def bench(
 
     try:
         record = bench_one(scale, dataset, data_dir, base_resolution, device, compile,
+                           image_size=image_size, max_resident_gb=max_resident_gb,
                            steps=steps, batch_size=batch_size, num_workers=workers)
     except BenchOutOfMemory as error:
         print(f"error: {error}", file=sys.stderr)

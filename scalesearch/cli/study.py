@@ -22,7 +22,7 @@ from scalesearch.cli.options import (
 )
 
 
-def run(
+def run(  # long: one option per study field, then six lines of body
     budget: Optional[str] = typer.Option(None, "--budget", help="Multiple of the base "
                                          "network's cost, e.g. 2x (default 2x)."),
     cost: Optional[str] = typer.Option(None, "--cost", help="flops (default) | activations | "
@@ -49,6 +49,12 @@ def run(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data set folder."),
     base_resolution: Optional[int] = typer.Option(None, "--base-resolution",
                                                   help="Base network's resolution (px)."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Image folders: "
+                                             "stored side in px (32..1024); base default "
+                                             "round(N * 224 / 256)."),
+    max_resident_gb: Optional[float] = typer.Option(None, "--max-resident-gb", help="Most "
+                                                    "image data (GB) on the device; beyond, "
+                                                    "stream from disk (0: always)."),
     base_depth: Optional[float] = typer.Option(None, "--base-depth",
                                                help="Base network depth, x B0."),
     base_width: Optional[float] = typer.Option(None, "--base-width",

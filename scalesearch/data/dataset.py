@@ -52,6 +52,13 @@ class ImageDataset:
     test: Split  # used only for final reports
     base_resolution: int  # default proxy-training input side, pixels
     skipped: list[str] = field(default_factory=list)  # unreadable files (image folders only)
+    # Training augmentation (scalesearch.data.augment.TRANSFORMS): "crop_flip" (a random shift
+    # with reflect padding and a flip: CIFAR, synthetic) or "resized_crop" (random-resized
+    # crop and flip, evaluation on a centre crop: image folders).
+    augmentation: str = "crop_flip"
+    # The most image bytes kept on the training device; a larger data set streams from its
+    # (memory-mapped) CPU tensors. None: automatic (scalesearch.train.resident).
+    max_resident_bytes: int | None = None
 
     @property
     def num_classes(self) -> int:
@@ -68,7 +75,8 @@ class ImageDataset:
         """The first `train_images` training and `val_images` validation images (None: all)."""
         return ImageDataset(self.name, self.classes, _first(self.train, train_images),
                             _first(self.val, val_images), self.test, self.base_resolution,
-                            self.skipped)
+                            self.skipped, augmentation=self.augmentation,
+                            max_resident_bytes=self.max_resident_bytes)
 
 
 def _first(split: Split, n: int | None) -> Split:
@@ -129,7 +137,9 @@ class DrawnDataset(ImageDataset):
         train, val, test = self.draw(resolution)
         view = DrawnDataset(self.name, self.classes, _first(train, self.keep[0]),
                             _first(val, self.keep[1]), test, self.base_resolution,
-                            self.skipped, self.draw, self.keep, drawings)
+                            self.skipped, augmentation=self.augmentation,
+                            max_resident_bytes=self.max_resident_bytes, draw=self.draw,
+                            keep=self.keep, _drawings=drawings)
         drawings.views[resolution] = view
         while len(drawings.views) > DRAWN_VIEWS:
             drawings.views.popitem(last=False)
@@ -141,7 +151,9 @@ class DrawnDataset(ImageDataset):
         keep = (_least(self.keep[0], train_images), _least(self.keep[1], val_images))
         return DrawnDataset(self.name, self.classes, _first(self.train, train_images),
                             _first(self.val, val_images), self.test, self.base_resolution,
-                            self.skipped, self.draw, keep)
+                            self.skipped, augmentation=self.augmentation,
+                            max_resident_bytes=self.max_resident_bytes, draw=self.draw,
+                            keep=keep)
 
 
 def check_dataset_name(name: str) -> str:

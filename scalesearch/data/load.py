@@ -14,6 +14,7 @@ from scalesearch.data.dataset import (
     check_dataset_name,
 )
 from scalesearch.data.imagefolder import load_imagefolder
+from scalesearch.data.sizes import check_image_size, check_max_resident_gb, resident_bytes
 from scalesearch.errors import BadInput
 
 MIN_MAX_SIZE = 32  # max_size // 2 is the base resolution, and resolutions start at 16 px
@@ -26,15 +27,23 @@ def load_dataset(
     val_fraction: float = 0.1,
     download: bool = True,
     max_size: int = 64,
+    image_size: int | None = None,
+    max_resident_gb: float | None = None,
 ) -> ImageDataset:
     """Load a data set by name, using (and filling) caches under ``data_dir``.
 
     ``seed`` chooses the splits (and draws the synthetic images). ``val_fraction`` is the share
     of each class held out for validation (and, for image folders, again for test); the
     synthetic set has fixed split sizes and ignores it. ``download`` lets torchvision fetch
-    CIFAR. ``max_size`` is the side, in pixels, that image-folder images are stored at.
+    CIFAR. ``max_size`` is the side, in pixels, that image-folder images are stored at when
+    ``image_size`` is not given (base resolution max_size // 2); ``image_size`` (32..1024, image
+    folders only) stores them at that side with base round(image_size * 224 / 256), see
+    ``scalesearch.data.sizes``. ``max_resident_gb`` caps the image data a training keeps on
+    its device (None: automatic; 0: always stream), see ``scalesearch.train.resident``.
     """
     check_dataset_name(name)
+    check_image_size(image_size, name)
+    limit = resident_bytes(check_max_resident_gb(max_resident_gb))
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise BadInput(f"seed must be a whole number, got {seed!r}.")
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
@@ -47,10 +56,14 @@ def load_dataset(
         )
     data_dir = Path(data_dir).expanduser()
     if name == "synthetic":
-        return load_synthetic(data_dir, seed)
-    if name in ("cifar10", "cifar100"):
-        return load_cifar(name, data_dir, seed, val_fraction, download)
-    return load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], data_dir, seed, val_fraction, max_size)
+        data = load_synthetic(data_dir, seed)
+    elif name in ("cifar10", "cifar100"):
+        data = load_cifar(name, data_dir, seed, val_fraction, download)
+    else:
+        return load_imagefolder(name[len(IMAGEFOLDER_PREFIX) :], data_dir, seed, val_fraction,
+                                max_size, image_size, limit)
+    data.max_resident_bytes = limit  # views drawn later (at_resolution, cut) keep it
+    return data
 
 
 def load_synthetic(data_dir: Path, seed: int, sizes: dict[str, int] | None = None) -> DrawnDataset:

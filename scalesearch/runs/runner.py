@@ -91,10 +91,12 @@ def open_study(where: Where, config: StudyConfig, create: bool = True):
 
 
 def load_data(config: StudyConfig):
-    """The study's data set, cut to train_images / val_images when those are set."""
+    """The study's data set (an image folder stored at image_size, streamed beyond
+    max_resident_gb), cut to train_images / val_images when those are set."""
     from scalesearch.data.load import load_dataset
 
-    data = load_dataset(config.dataset, config.data_dir, seed=config.seed)
+    data = load_dataset(config.dataset, config.data_dir, seed=config.seed,
+                        image_size=config.image_size, max_resident_gb=config.max_resident_gb)
     return data.cut(config.train_images, config.val_images)
 
 

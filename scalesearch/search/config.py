@@ -41,6 +41,13 @@ class StudyConfig:
     # (33 px costs 2.2x the FLOPs of 32 px) and the 2x surface holds only ~4 distinct networks;
     # from 40 px resolution moves in fine steps (18 grid directions gave 17 distinct networks).
     base_resolution: int | None = 40
+    # Image folders: the side images are stored at (shorter side resized, centre crop), 32 to
+    # 1024; None: the 64 px proxy store. Given without base_resolution, the base defaults to
+    # round(image_size * 224 / 256) (scalesearch.data.sizes).
+    image_size: int | None = None
+    # The most decoded image data (GB) kept on the training device; beyond it the data set
+    # streams from its memory-mapped cache. None: half the device's free memory; 0: stream.
+    max_resident_gb: float | None = None
     # The base network is B0 times these multipliers. 1.0 is B0 itself; the default study uses
     # a half-depth, half-width B0 so that its proxy trainings fit in 8 minutes on 2 cores.
     base_depth: float = 0.5
@@ -78,8 +85,8 @@ class StudyConfig:
 
 
 IDENTITY = (
-    "dataset", "base_resolution", "base_depth", "base_width", "budget", "cost", "tolerance",
-    "match",
+    "dataset", "image_size", "base_resolution", "base_depth", "base_width", "budget", "cost",
+    "tolerance", "match",
     "epochs", "batch_size", "optimizer", "lr", "seeds", "confirm_seeds", "confirm_costs",
     "max_params",
     "max_activations",
@@ -115,6 +122,11 @@ def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
 def check(config: StudyConfig) -> StudyConfig:
     """Validate every field; returns a normalised copy or raises BadInput naming the field."""
     from scalesearch.data.dataset import check_dataset_name
+    from scalesearch.data.sizes import (
+        check_base_resolution,
+        check_image_size,
+        check_max_resident_gb,
+    )
 
     c = dataclasses.replace(config)
     if not isinstance(c.dataset, str):
@@ -124,6 +136,9 @@ def check(config: StudyConfig) -> StudyConfig:
         raise BadInput(f"data_dir must be a folder path, got {c.data_dir!r}.")
     if c.base_resolution is not None:
         _whole("base_resolution", c.base_resolution, 16)
+    check_image_size(c.image_size, c.dataset)
+    check_base_resolution(c.dataset, c.image_size, c.base_resolution)
+    c.max_resident_gb = check_max_resident_gb(c.max_resident_gb)
     c.base_depth = _positive("base_depth", c.base_depth)
     c.base_width = _positive("base_width", c.base_width)
     c.budget = parse_budget(c.budget)
@@ -205,6 +220,8 @@ def build_config(study_file: str | Path | None = None, **flags) -> StudyConfig:
             raise TypeError(f"unknown study field {key!r}")
         if value is not None:
             values[key] = value
+    if values.get("image_size") is not None and "base_resolution" not in values:
+        values["base_resolution"] = None  # the image folder's own: round(N * 224 / 256)
     try:
         config = StudyConfig(**values)
     except TypeError as err:  # pragma: no cover - keys are checked above

@@ -1,15 +1,17 @@
 """Short proxy trainings of one NetworkSpec on one ImageDataset, fast on GPU, correct on CPU.
 
-How it is fast (after KellerJordan/cifar10-airbench): the whole data set lives on the device
-as uint8, moved once per (data set, device) and cached; batches are a seeded ``randperm``
-sliced into index tensors; augmentation and resizing run batched on the device
-(``scalesearch.augment``); model and inputs are channels_last; on the CPU, depthwise weight
-gradients of tiny maps bypass a slow oneDNN path (``scalesearch.depthwise``); bf16 autocast
-on CUDA (batch norm keeps fp32 parameters and statistics); the SGD step is a fused kernel; the
-loss is read back every ``REPORT_EVERY`` steps, never per step. There is no DataLoader and no
-per-sample Python work. With ``TrainConfig.compile`` the training forward and backward are
-compiled (on CUDA with CUDA graphs, see ``compile_options``), from a clean compiler state for
-each training, so one process can compile the many networks of a study.
+How it is fast (after KellerJordan/cifar10-airbench): the whole data set lives on the device as
+uint8, moved once per (data set, device) and cached (one too large for the device streams from
+its memory-mapped cache instead, batches gathered ahead: ``scalesearch.train.resident``);
+batches are a seeded ``randperm`` sliced into index tensors; augmentation and resizing run
+batched on the device (``scalesearch.augment``); model and inputs are channels_last; on the
+CPU, depthwise weight gradients of tiny maps bypass a slow oneDNN path
+(``scalesearch.depthwise``); bf16 autocast on CUDA (batch norm keeps fp32 parameters and
+statistics); the SGD step is a fused kernel; the loss is read back every ``REPORT_EVERY``
+steps, never per step. There is no DataLoader and no per-sample Python work. With
+``TrainConfig.compile`` the training forward and backward are compiled (on CUDA with CUDA
+graphs, see ``compile_options``), from a clean compiler state for each training, so one process
+can compile the many networks of a study.
 
 Conventions:
 - accuracies are fractions in [0, 1]; seconds are wall-clock; steps are optimizer steps;
@@ -31,7 +33,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from scalesearch.data.augment import eval_transform, train_transform
 from scalesearch.data.dataset import ImageDataset
 from scalesearch.net.depthwise import use_tap_weight_grad
 from scalesearch.net.model import build_model
@@ -118,12 +119,14 @@ class Trainer:
                               enabled=self.device.type == "cuda")
 
     def epoch_batches(self) -> Iterator[torch.Tensor]:
-        """Index tensors (B,) int64 on the device for one epoch; the last partial batch dropped."""
+        """The batches of one epoch, as ``step`` takes them (index tensors (B,) into resident
+        data); the last partial batch dropped."""
         size = self.config.batch_size
         order = torch.randperm(self.data.train_labels.shape[0], generator=self.generator,
                                device=self.device)
-        for start in range(0, self.steps_per_epoch * size, size):
-            yield order[start : start + size]
+        # Resident data: index tensors; streamed data: batches already on their way to the
+        # device (scalesearch.train.resident). The same order and images either way.
+        yield from self.data.epoch(order, size, self.steps_per_epoch)
 
     def batches(self) -> Iterator[torch.Tensor]:
         """Index tensors forever, epoch after epoch (benchmarks)."""
@@ -136,13 +139,12 @@ class Trainer:
         factor = lr_factor(self.steps_done, self.total_steps, self.warmup_steps)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
-        images = self.data.train_images[indices]  # (B, 3, H, W) uint8
-        labels = self.data.train_labels[indices]  # (B,)
+        images, labels = self.data.batch(indices)  # (B, 3, H, W) uint8, (B,)
         if self.config.augment:
-            x = train_transform(images, self.resolution, self.data.mean, self.data.std,
-                                self.generator)
+            x = self.data.train_transform(images, self.resolution, self.data.mean,
+                                          self.data.std, self.generator)
         else:
-            x = eval_transform(images, self.resolution, self.data.mean, self.data.std)
+            x = self.data.eval_transform(images, self.resolution, self.data.mean, self.data.std)
         if self.cudagraphs:
             # The previous step's graph outputs are dead (its backward ran): their memory may
             # be reused, and no "overwritten by a later replay" error can fire.
@@ -173,9 +175,8 @@ class Trainer:
         self.model.eval()
         for layer in layers:
             layer.train()
-        for start in range(0, subset.shape[0], size):
-            x = eval_transform(subset[start : start + size], self.resolution, self.data.mean,
-                               self.data.std)
+        for chunk in self.data.slices(subset, size):
+            x = self.data.eval_transform(chunk, self.resolution, self.data.mean, self.data.std)
             with self.autocast():
                 self.model(x)
         for layer, momentum in zip(layers, momenta):
@@ -188,9 +189,9 @@ class Trainer:
         self.model.eval()
         size = self.config.batch_size * EVAL_BATCH_FACTOR
         hits = torch.empty(labels.shape[0], dtype=torch.bool, device=self.device)
-        for start in range(0, labels.shape[0], size):
-            x = eval_transform(images[start : start + size], self.resolution, self.data.mean,
-                               self.data.std)
+        chunks = self.data.slices(images, size)  # on the device, in order
+        for start, chunk in zip(range(0, labels.shape[0], size), chunks):
+            x = self.data.eval_transform(chunk, self.resolution, self.data.mean, self.data.std)
             with self.autocast():
                 logits = self.model(x)  # (b, classes)
             hits[start : start + size] = logits.argmax(dim=1) == labels[start : start + size]
