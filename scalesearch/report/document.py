@@ -28,6 +28,12 @@ CAPTIONS = {
                "are interpolated between the two networks that bracket the budget.",
     "frontier": "Every network the search trained: validation accuracy against FLOPs; hollow "
                 "markers are candidates interpolated at the budget between two networks.",
+    "frontier_activations": "The same networks against their activations (output elements of "
+                            "the convolutions and linear layers, fvcore's convention): at equal "
+                            "FLOPs they differ, and on memory-bound GPUs activations predict "
+                            "runtime.",
+    "frontier_time": "The same networks against their measured training time per image on the "
+                     "device the study ran on (median over epochs after the first).",
     "surface": "The search surface: validation accuracy at the budget over the shares of the "
                "budget spent on depth, width and resolution, with the found optimum and the "
                "paper's coefficients.",
@@ -65,6 +71,9 @@ def blocks(drawn) -> list[Block]:
     out += _configuration(settings)
     out += _search(summary, drawn.frame, settings)
     out += _confirmation(summary)
+    from scalesearch.report.fidelity import section
+
+    out += section(drawn)  # the verdict at longer training, or the command that checks it
     out += _comparison(drawn)
     out += _figures(drawn)
     out += _environment(drawn.where.folder)
@@ -177,7 +186,8 @@ def _comparison(drawn) -> list[Block]:
 
 def _figures(drawn) -> list[Block]:
     out: list[Block] = [("h", 2, "Figures")]
-    order = ("scaling", "frontier", "surface", "history", "timeline", "importances")
+    order = ("scaling", "frontier", "frontier_activations", "frontier_time", "surface",
+             "history", "timeline", "importances")
     for key in order:
         if key in drawn.figures:
             out.append(("figure", drawn.figures[key][0], CAPTIONS[key]))

@@ -2,8 +2,9 @@
 
 Which figures: the frontier and the history (any finished trial), the search surface (a
 finished candidate on the surface), the timeline (trials with start and end times), Optuna's
-parameter importances (at least `MIN_IMPORTANCE_TRIALS` finished trials with parameters) and
-the scaling curves (a comparison with a finished network, `scalesearch compare`). What cannot
+parameter importances (at least `MIN_IMPORTANCE_TRIALS` finished trials with parameters),
+the scaling curves (a comparison with a finished network, `scalesearch compare`) and the
+fidelity figures (`scalesearch fidelity`). What cannot
 be drawn yet is listed with the reason. The drawing is in the other modules of
 `scalesearch.report`; this module reads the storage and decides.
 """
@@ -21,6 +22,21 @@ from scalesearch.errors import BadInput
 from scalesearch.search.space import PARAMS
 
 MIN_IMPORTANCE_TRIALS = 4  # importances from fewer points say nothing
+# The frontier against each cost besides FLOPs: the rows' column, the axis label.
+OTHER_COSTS = {
+    "activations": ("activations", "activations (outputs of conv and linear layers; log scale)"),
+    "time": ("seconds_per_image", "measured training seconds per image (log scale)"),
+}
+
+
+def _costed(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The rows with the cost `column` in the place of FLOPs, each network's mean over its
+    seeds (a measured time differs from seed to seed); BadInput when nothing has it."""
+    if column not in frame or frame[column].notna().sum() == 0:
+        raise BadInput(f"no trained network recorded its {column.replace('_', ' ')}")
+    mean = frame.groupby("trial")[column].transform("mean")
+    costed = frame.assign(flops=mean)
+    return costed[costed["flops"].notna() & (costed["flops"] > 0)]
 
 
 @dataclass
@@ -35,6 +51,7 @@ class Drawn:
     compare_summary: dict | None
     figures: dict[str, list[Path]] = field(default_factory=dict)  # name -> [png, svg]
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why not drawn
+    fidelity_summary: dict | None = None  # fidelity.json, None before `scalesearch fidelity`
 
 
 def proxy_text(settings: dict) -> str:
@@ -53,9 +70,6 @@ def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Draw
     from scalesearch.report.surface import plot_surface
     from scalesearch.runs.files import study_summary
     from scalesearch.runs.loading import load_study
-    from scalesearch.stages import compare as cmp
-    from scalesearch.stages import stage
-
     study, where, settings = load_study(name, results_dir, storage)
     trials = study.get_trials(deepcopy=False)
     summary, rows = study_summary(study, where)
@@ -64,12 +78,7 @@ def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Draw
         raise BadInput(f"study {where.name!r} has no finished trials yet; run it first "
                        f"(scalesearch run --name {where.name}).")
     budget = settings.get("budget")
-    compare_study = stage.load_existing(where.name, cmp.STAGE, study._storage)
-    compare_frame = compare_summary = None
-    if compare_study is not None:
-        compare_summary = cmp.export(compare_study, where.folder)
-        compare_frame = stage.stage_rows(compare_study)
-    drawn = Drawn(where, settings, frame, summary, compare_frame, compare_summary)
+    drawn = Drawn(where, settings, frame, summary, *_comparison(study, where))
     out = where.folder / "plots"
     seeds = settings.get("seeds")
     search = (f"{proxy_text(settings)}; search at {budget:g}x, {seeds} seed(s) per candidate "
@@ -85,9 +94,14 @@ def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Draw
         except BadInput as err:
             drawn.skipped[key] = str(err)
 
+    cost = settings.get("cost", "flops")
     attempt("frontier", lambda: plot_frontier(
-        frame, out, f"Accuracy vs FLOPs: {search}", budget=budget, best=star,
-        interpolated=[p for p in points if p["method"] == "interpolated"]))
+        frame, out, f"Accuracy vs FLOPs: {search}", budget=budget if cost == "flops" else None,
+        best=star, interpolated=[p for p in points if p["method"] == "interpolated"]))
+    for other, (column, label) in OTHER_COSTS.items():  # every network has all three costs
+        attempt(f"frontier_{other}", lambda column=column, label=label, other=other: plot_frontier(
+            _costed(frame, column), out, f"Accuracy vs {other}: {search}",
+            budget=budget if cost == other else None, stem=f"frontier_{other}", x_label=label))
     attempt("surface", lambda: plot_surface(
         pd.DataFrame(points), out, f"Search surface at {budget:g}x (validation accuracy at "
         f"the budget): {search}", found))
@@ -97,7 +111,23 @@ def draw_study(name: str | None, results_dir: Path, storage: str | None) -> Draw
     attempt("importances", lambda: plot_importances(
         _importances(study), out, f"Parameter importances (Optuna PED-ANOVA): {search}"))
     _draw_scaling(drawn, out, attempt)
+    from scalesearch.report.fidelity import draw_fidelity
+    from scalesearch.runs.fidelity import load_summary
+
+    drawn.fidelity_summary = load_summary(study, where)  # fidelity and fidelity_scatter
+    draw_fidelity(drawn, out, attempt, proxy_text(settings))
     return drawn
+
+
+def _comparison(study, where) -> tuple[pd.DataFrame | None, dict | None]:
+    """The `compare` stage's rows and summary (written to its files), or (None, None)."""
+    from scalesearch.stages import compare as cmp
+    from scalesearch.stages import stage
+
+    compare_study = stage.load_existing(where.name, cmp.STAGE, study._storage)
+    if compare_study is None:
+        return None, None
+    return stage.stage_rows(compare_study), cmp.export(compare_study, where.folder)
 
 
 def _draw_scaling(drawn: Drawn, out: Path, attempt) -> None:

@@ -140,20 +140,30 @@ class StageObjective:
         if spec.key(self.data.num_classes) != attrs["network"]:
             raise BadInput(f"point {attrs['point']} of {trial.study.study_name!r} names a "
                            "network of another data set; delete the stage and run again.")
-        pointer = same_network(trial)
+        pointer = self.same_as(trial)
         if pointer is not None:
             trial.set_user_attr("same_network_as", pointer)
             raise optuna.TrialPruned(f"the same network as trial {pointer}")
         self.counter.checked(spec)
-        label = f"{attrs.get('point', attrs['kind'])}"
-        self.reporter.trial_started(trial.number, label, spec, self.seeds)
-        good = run_seeds(trial, runs, self.seeds, lambda seed: train_seed(
-            spec, self.data, self.config, seed, trial.number, self.reporter, stage=self.stage,
-            evaluate_test=True, epochs=self.epochs))
+        self.reporter.trial_started(trial.number, self.label(attrs), spec, self.seeds)
+        good = run_seeds(trial, runs, self.seeds, lambda k: self.train(spec, trial, k))
         tests = [r["test_accuracy"] for r in good]
         trial.set_user_attr("test_accuracy_std", sample_std(tests))
         trial.set_user_attr("n_seeds", len(good))
         return sum(tests) / len(tests)
+
+    # What a stage may change: which earlier trial already trained this point's network, how
+    # the point is named in progress lines, and how its run k is trained.
+
+    def same_as(self, trial: optuna.Trial) -> int | None:
+        return same_network(trial)
+
+    def label(self, attrs: dict) -> str:
+        return f"{attrs.get('point', attrs['kind'])}"
+
+    def train(self, spec, trial: optuna.Trial, k: int) -> dict:
+        return train_seed(spec, self.data, self.config, k, trial.number, self.reporter,
+                          stage=self.stage, evaluate_test=True, epochs=self.epochs)
 
 
 def pending(study: optuna.Study) -> int:
