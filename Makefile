@@ -16,8 +16,12 @@ run: $(STAMP)
 	$(BIN)/scalesearch run --budget 2x
 	$(BIN)/scalesearch plot
 
+# Two test processes (one per core of the development machine), whole files to each, so a
+# file's fixtures are built once; TEST_JOBS=0 runs everything in this process.
+TEST_JOBS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check scalesearch tests benchmarks

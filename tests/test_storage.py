@@ -168,3 +168,26 @@ def test_a_plain_mysql_url_uses_the_installed_driver(mysql, mysql_name):
     """mysql://... (no driver named) goes through PyMySQL, the driver scalesearch installs."""
     plain = mysql.replace("mysql+pymysql://", "mysql://")
     one_error_line(cli("show", mysql_name, "--storage", plain), "no study named")
+
+
+def test_a_trial_stopped_before_its_parameters_is_re_run_at_its_enqueued_point():
+    """A worker killed in a trial's first moments leaves a trial without parameters of its own;
+    its re-run must still train the planned point (a corner stays a corner)."""
+    import optuna
+
+    from scalesearch.store.workers import enqueue_rerun
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"u": 0.0, "v": 0.0}, user_attrs={"kind": "depth"})
+    killed = study.ask()  # running, no parameter asked for yet
+    assert killed.params == {}
+    enqueue_rerun(study, study._storage.get_trial(killed._trial_id))
+    rerun = study.ask()
+    assert rerun.user_attrs["rerun_of"] == killed.number and rerun.user_attrs["kind"] == "depth"
+    assert (rerun.suggest_float("u", 0.0, 1.0), rerun.suggest_float("v", 0.0, 1.0)) == (0.0, 0.0)
+    # A trial that did ask keeps what it was given.
+    asked = study.ask()
+    u = asked.suggest_float("u", 0.0, 1.0)
+    enqueue_rerun(study, study._storage.get_trial(asked._trial_id))
+    assert study.ask().suggest_float("u", 0.0, 1.0) == u

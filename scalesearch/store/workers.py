@@ -56,11 +56,16 @@ def _alive_here(worker: str) -> bool | None:
 
 
 def enqueue_rerun(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Enqueue a fresh copy of an unfinished trial: same parameters, its finished seeds kept."""
+    """Enqueue a fresh copy of an unfinished trial: same parameters, its finished seeds kept.
+
+    The parameters it was enqueued with count too: a trial stopped before it asked for them
+    (a worker killed in its first moments) has none of its own, and a corner re-run without
+    them would sample a new compound point instead."""
     attrs = dict(trial.user_attrs)
     attrs.pop("worker", None)
     attrs["rerun_of"] = trial.number
-    study.enqueue_trial(trial.params, user_attrs=attrs)
+    params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    study.enqueue_trial(params, user_attrs=attrs)
 
 
 def reclaim_dead(study: optuna.Study) -> list[int]:

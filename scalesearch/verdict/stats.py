@@ -40,6 +40,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Imported with this module, not on first use: scipy.stats takes a second to import, and a
+# Ctrl-C that lands inside a first import leaves it half-initialised for the export that
+# follows the interrupt.
+from scipy.stats import chi2, t
+
 LEVEL = 0.05  # two-sided test level of every verdict
 ROUNDING = 1e-15  # variances below this are float rounding of an exact zero
 POWER_Z = 0.8416  # z of 80% power, for the detectable difference
@@ -81,8 +86,6 @@ NO_NOISE = SeedNoise(0.0, 0.0, 0, 0)
 @functools.lru_cache(maxsize=256)
 def _floor(dof: int) -> float:
     """chi2_0.05(dof) / dof: the 5th percentile of a variance estimate over its mean."""
-    from scipy.stats import chi2
-
     return float(chi2.ppf(0.05, dof) / dof)
 
 
@@ -101,15 +104,11 @@ class Estimate:
         """Two-sided p-value of the hypothesis that the true value is 0 (for differences)."""
         if self.standard_error <= 0:
             return 1.0 if self.value == 0 else 0.0
-        from scipy.stats import t
-
         return float(2 * t.sf(abs(self.value) / self.standard_error, self.degrees_of_freedom))
 
     @property
     def critical(self) -> float:
         """t_crit of the two-sided 5% test at this estimate's degrees of freedom."""
-        from scipy.stats import t
-
         return float(t.ppf(1 - LEVEL / 2, max(self.degrees_of_freedom, 1e-9)))
 
     @property
