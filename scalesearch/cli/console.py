@@ -113,7 +113,8 @@ def trial_line(trial) -> str:
     stage = "point" in attrs
     head = f"{'network' if stage else 'trial'} {trial.number:>3} {attrs.get('kind', '?'):<10}"
     budget = str(attrs.get("point", "")).split(":")[0]
-    if stage and budget.replace(".", "", 1).isdigit():  # a comparison's point: "phi:kind:..."
+    comparison = stage and "schedule" not in attrs  # a fidelity point starts with its epochs
+    if comparison and budget.replace(".", "", 1).isdigit():  # a comparison's: "phi:kind:..."
         head = f"phi {budget:<4} {head}"
     head += _scale_text(attrs, with_coefficients=not stage)
     state = trial.state.name.lower()

@@ -49,7 +49,8 @@ class StudyConfig:
     # streams from its memory-mapped cache. None: half the device's free memory; 0: stream.
     max_resident_gb: float | None = None
     # The base network is B0 times these multipliers. 1.0 is B0 itself; the default study uses
-    # a half-depth, half-width B0 so that its proxy trainings fit in 8 minutes on 2 cores.
+    # a half-depth, half-width B0 so that the study, confirmation included, takes about
+    # 15 minutes on 2 cores.
     base_depth: float = 0.5
     base_width: float = 0.5
     budget: float = 2.0  # multiple of the base network's cost
