@@ -173,3 +173,20 @@ def test_a_comparison_plans_the_fast_family_at_each_budget():
         ratios[0] < growth < ratios[1])
     ids = {p["kind"]: p["candidate"] for p in points}
     assert len(set(ids.values())) == len(ids)
+
+
+def test_the_verdict_names_where_networks_lie_in_the_study_s_own_cost():
+    """At equal training time two networks of the same FLOPs (47 and 48 px share every map
+    size) can bracket the budget: the text gives their time ratios, not 1.51x twice."""
+    from scalesearch.verdict import decision
+    from scalesearch.verdict.results import Judged, Strategy
+    from scalesearch.verdict.stats import Estimate
+
+    rows = [{"trial": 1, "flops_ratio": 1.51, "cost_ratio": 1.93},
+            {"trial": 2, "flops_ratio": 1.51, "cost_ratio": 2.08}]
+    judged = Judged(Strategy(1, "compound", 2.0, "interpolated", rows),
+                    Estimate(0.9, 0.01, 10.0, 0.0, 0.0))
+    assert decision._how(judged) == "interpolated between 1.93x and 2.08x"
+    flops_only = [{"trial": 3, "flops_ratio": 1.98}]  # rows of studies from before costs
+    assert decision._how(Judged(Strategy(3, "width", 2.0, "matched", flops_only),
+                                judged.estimate)) == "1.98x"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from scalesearch.verdict import stats
-from scalesearch.verdict.results import Judged
+from scalesearch.verdict.results import Judged, cost_ratio
 
 MIN_SEED_DF = 2  # seed noise measured with fewer degrees of freedom decides nothing
 
@@ -30,11 +30,13 @@ def _name(judged: Judged) -> str:
 
 
 def _how(judged: Judged) -> str:
+    """Where the strategy's networks lie, as multiples of the base network's cost (the cost
+    the budget is in: FLOPs, activations or training time)."""
     rows = judged.strategy.rows
     if len(rows) == 2:
-        return (f"interpolated between {rows[0]['flops_ratio']:.2f}x and "
-                f"{rows[1]['flops_ratio']:.2f}x")
-    return f"{rows[0]['flops_ratio']:.2f}x"
+        return (f"interpolated between {cost_ratio(rows[0]):.2f}x and "
+                f"{cost_ratio(rows[1]):.2f}x")
+    return f"{cost_ratio(rows[0]):.2f}x"
 
 
 def decide(compound: Judged | None, single: Judged | None, trained: dict[str, np.ndarray],
