@@ -19,15 +19,14 @@ agrees with it; a disagreement raises `CountMismatch`.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from scalesearch.net import analytic
 from scalesearch.net.analytic import Counts
 from scalesearch.net.scaling import B0_RESOLUTION, NetworkSpec, check_classes, scale_network
+from scalesearch.store.files import read_record, write_record
 
 CACHE_VERSION = 1  # bump when the model or the counting convention changes
 
@@ -93,27 +92,6 @@ def _cache_file(cache_dir: Path, key: str) -> Path:
     return cache_dir / "complexity" / f"{digest}.json"
 
 
-def _read(path: Path, key: str) -> Counts | None:
-    try:
-        stored = json.loads(path.read_text())
-        if stored.pop("key") != key:
-            return None
-        return Counts(**stored)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing or damaged: count again and overwrite
-
-
-def _write(path: Path, key: str, counts: Counts) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, **asdict(counts)}, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs time
-
-
 def counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
     """The analytic count of `spec` (memoised in memory). `cache_dir` is accepted for the
     callers of the fvcore-backed version and ignored: nothing here touches the disk."""
@@ -133,11 +111,11 @@ def _fvcore(spec: NetworkSpec, num_classes: int, cache_dir: Path | None,
     if not fresh and key in _fvcore_memory:
         return _fvcore_memory[key], True
     path = _cache_file(cache_dir or default_cache_dir(), key)
-    found = None if fresh else _read(path, key)
+    found = None if fresh else read_record(path, key, Counts)
     cached = found is not None
     if found is None:
         found = measure(spec, num_classes)
-        _write(path, key, found)
+        write_record(path, key, found)
     _fvcore_memory[key] = found
     return found, cached
 

@@ -14,19 +14,17 @@ under the cache folder, written atomically). They do not depend on the data's co
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import platform
 import statistics
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from scalesearch.data.dataset import ImageDataset, Split
 from scalesearch.net.scaling import NetworkSpec
+from scalesearch.store.files import read_record, write_record
 from scalesearch.train.config import TrainConfig, resolve_device
 
 TIMING_VERSION = 1  # bump when the timed step or the method changes
@@ -106,33 +104,12 @@ def time_per_image(spec: NetworkSpec, num_classes: int, config: TrainConfig,
         return _memory[key]
     path = (cache_dir or default_cache_dir()) / "timing" / (
         hashlib.sha1(key.encode()).hexdigest()[:20] + ".json")
-    found = _read(path, key)
+    found = read_record(path, key, Timing)
     if found is None:
         found = measure(spec, num_classes, config)
-        _write(path, key, found)
+        write_record(path, key, found)
     _memory[key] = found
     return found
-
-
-def _read(path: Path, key: str) -> Timing | None:
-    try:
-        stored = json.loads(path.read_text())
-        if stored.pop("key") != key:
-            return None
-        return Timing(**stored)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # missing or damaged: measure again
-
-
-def _write(path: Path, key: str, timing: Timing) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"key": key, **asdict(timing)}, handle)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs time
 
 
 def clear_memory_cache() -> None:
