@@ -6,7 +6,7 @@ checking what a stored search trained.
 A test that needs a service skips when it is missing, unless the service's variable is set to 1
 (CI sets them in .ci/run), which turns the skip into a failure:
 
-- ``SCALESEARCH_REQUIRE_POSTGRES``: PostgreSQL at 127.0.0.1:5432 (tests/test_scaleout.py);
+- ``SCALESEARCH_REQUIRE_POSTGRES``: PostgreSQL at 127.0.0.1:5432 (fixture ``postgres``);
 - ``SCALESEARCH_REQUIRE_MYSQL``: MySQL or MariaDB at 127.0.0.1:3306 (fixture ``mysql``);
 - ``SCALESEARCH_REQUIRE_CUDA``: a CUDA GPU (marker ``cuda``).
 
@@ -44,6 +44,7 @@ def examples(wanted: int) -> int:
 
 
 MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 # A tiny study: a quarter-depth, quarter-width B0 at 16 px, 128 training images, 1 epoch.
 TINY = ["--budget", "2x", "--base-depth", "0.25", "--base-width", "0.25", "--base-resolution",
@@ -106,9 +107,31 @@ def mysql_or_skip(url: str = MYSQL_URL) -> str:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """The test PostgreSQL server's URL (user postgres, database test)."""
+    try:
+        import psycopg
+
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except Exception as err:  # noqa: BLE001 - missing driver or server: same verdict
+        missing(f"no PostgreSQL at 127.0.0.1:5432 ({type(err).__name__}: {err})".strip(),
+                "SCALESEARCH_REQUIRE_POSTGRES")
+    return with_tables(PG_URL)
+
+
+@pytest.fixture(scope="session")
 def mysql():
     """The test MySQL server's URL (root, empty password, database test)."""
-    return mysql_or_skip()
+    return with_tables(mysql_or_skip())
+
+
+def with_tables(url: str) -> str:
+    """`url`, its database holding Optuna's tables. Made here, before any test, so that a
+    test's own reads (plain `optuna.load_study`) never race a worker to create them."""
+    from scalesearch.store.storage import open_storage
+
+    open_storage(Path("."), "unused", url).engine.dispose()
+    return url
 
 
 @pytest.fixture
@@ -197,7 +220,8 @@ def point_of(kind, params):
 
 
 def trial_point(t):
-    return point_of(t.user_attrs["kind"], t.params)
+    """Where `t` trains: its parameters, or, killed before it drew them, its enqueued point."""
+    return point_of(t.user_attrs["kind"], t.params or t.system_attrs.get("fixed_params", {}))
 
 
 def enqueued(t):

@@ -20,8 +20,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
 # 7 candidates: the baseline (2 seeds), 3 corners, 3 grid points; a few seconds each.
 GRID = ["--budget", "2x", "--sampler", "grid", "--grid-step", "0.5", "--trials", "3",
         "--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
@@ -33,21 +31,6 @@ PLANNED = 7
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """The test server's URL; skip without a server, fail if SCALESEARCH_REQUIRE_POSTGRES=1."""
-    try:
-        import psycopg
-
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except Exception as err:  # noqa: BLE001 - missing driver or server: same verdict
-        reason = f"no PostgreSQL at 127.0.0.1:5432 ({type(err).__name__}: {err})".strip()
-        if os.environ.get("SCALESEARCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason}; SCALESEARCH_REQUIRE_POSTGRES=1 requires it")
-        pytest.skip(reason)
-    return PG_URL
 
 
 @pytest.fixture
@@ -119,8 +102,10 @@ def running_trial_of(storage, name, pids):
 
 def point(trial):
     """What a trial trains: its kind, direction (rounded against float noise) and which of
-    the candidate's networks (one matched, or the lower and upper around the budget)."""
-    params = tuple(sorted((k, round(v, 6)) for k, v in trial.params.items()))
+    the candidate's networks (one matched, or the lower and upper around the budget). A trial
+    killed before it drew its parameters has only the point it was enqueued at."""
+    drawn = trial.params or trial.system_attrs.get("fixed_params", {})
+    params = tuple(sorted((k, round(v, 6)) for k, v in drawn.items()))
     return trial.user_attrs["kind"], params, trial.user_attrs.get("bracket")
 
 

@@ -7,15 +7,21 @@ one study per test under a fresh name, deleted afterwards. They skip when no ser
 unless SCALESEARCH_REQUIRE_MYSQL=1 (set by .ci/run), which makes that a failure.
 """
 
+import contextlib
 import os
 import signal
+import threading
 import time
+import uuid
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
+from scalesearch.store.storage import open_storage
 from tests.conftest import (
     CORNERS_ONLY,
+    PG_URL,
     assert_complete_once,
     config_from_flags,
     cuda_or_skip,
@@ -147,7 +153,6 @@ def test_mysql_names_that_differ_only_in_case_are_other_studies(mysql, mysql_nam
     storage still keeps `run --name NAME`, `show NAME` and `worker --name NAME` to the study of
     exactly that name."""
     from scalesearch.search.plan import create_or_load
-    from scalesearch.store.storage import open_storage
 
     create_or_load(mysql_name, open_storage(tmp_path, mysql_name, mysql),
                    config_from_flags(CORNERS_ONLY))
@@ -191,3 +196,66 @@ def test_a_trial_stopped_before_its_parameters_is_re_run_at_its_enqueued_point()
     u = asked.suggest_float("u", 0.0, 1.0)
     enqueue_rerun(study, study._storage.get_trial(asked._trial_id))
     assert study.ask().suggest_float("u", 0.0, 1.0) == u
+
+
+@contextlib.contextmanager
+def fresh_database(kind):
+    """A new, empty database on the test server of `kind` ("mysql" or "postgresql"): its URL;
+    dropped afterwards."""
+    name = f"fresh_{uuid.uuid4().hex[:10]}"
+    if kind == "mysql":
+        import pymysql
+
+        def admin(sql):
+            with pymysql.connect(host="127.0.0.1", port=3306, user="root", password="") as c:
+                c.cursor().execute(sql)
+
+        url, drop = f"mysql+pymysql://root@127.0.0.1:3306/{name}", f"DROP DATABASE {name}"
+    else:
+        import psycopg
+
+        def admin(sql):
+            with psycopg.connect(PG_URL, autocommit=True) as c:
+                c.execute(sql)
+
+        url, drop = f"postgresql://postgres@127.0.0.1:5432/{name}", \
+            f"DROP DATABASE {name} WITH (FORCE)"
+    admin(f"CREATE DATABASE {name}")
+    try:
+        yield url
+    finally:
+        admin(drop)
+
+
+@pytest.mark.parametrize("kind", ["mysql", "postgresql"])
+def test_workers_that_open_a_fresh_database_at_once_all_get_it(kind, request, tmp_path):
+    """Several workers started together on an empty database: each creates Optuna's tables
+    unless another did first; the ones that meet another's tables or schema version try
+    again, and no one stops on it."""
+    request.getfixturevalue("mysql" if kind == "mysql" else "postgres")  # or skip / fail
+    workers = 6
+    with fresh_database(kind) as url:
+        barrier = threading.Barrier(workers)
+        opened, failed = [], []
+
+        def worker():
+            barrier.wait()
+            try:
+                opened.append(open_storage(tmp_path, "unused", url, heartbeat=5))
+            except BaseException as err:  # noqa: BLE001 - what a worker would stop on
+                failed.append(err)
+
+        threads = [threading.Thread(target=worker) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        try:
+            assert not failed, failed
+            assert len(opened) == workers
+            # One schema: a study created through one storage is there through the others.
+            optuna.create_study(study_name="shared", storage=opened[0])
+            assert all(s.get_all_studies()[0].study_name == "shared" for s in opened)
+        finally:
+            for storage in opened:
+                storage.engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from scalesearch.store.workers import enqueue_rerun
 JOURNAL_FILE = "study.journal"
 
 HEARTBEAT_SECONDS = 30  # database storages: a worker silent for twice this is dead
+SCHEMA_TRIES = 5  # opening a fresh database that other processes are creating too
 
 
 def journal_path(results_dir: Path, name: str) -> Path:
@@ -120,6 +122,30 @@ class _ExactNames(optuna.storages.RDBStorage):
             raise
 
 
+def _connect(driver_url: str, heartbeat: int) -> optuna.storages.RDBStorage:
+    """The storage with heartbeats, tried again while another process creates the same fresh
+    database: both find no tables, and the second to create them or to write Optuna's schema
+    version meets the first one's (a duplicate key, or a table that already exists)."""
+    import sqlalchemy.exc
+
+    def storage() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _ExactNames(driver_url, engine_kwargs={"pool_pre_ping": True},
+                               heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                               heartbeat_stale_trial_callback=enqueue_rerun)
+
+    for tried in range(1, SCHEMA_TRIES):
+        try:
+            return storage()
+        except sqlalchemy.exc.DBAPIError as err:
+            if not (isinstance(err, sqlalchemy.exc.IntegrityError)
+                    or "already exists" in str(err.orig).lower()):
+                raise
+            time.sleep(0.2 * tried)
+    return storage()
+
+
 def _open_database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     import sqlalchemy.exc
 
@@ -137,15 +163,7 @@ def _open_database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
         scheme, rest = url.split("://", 1)
         driver_url = f"{scheme}+pymysql://{rest}"
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _ExactNames(
-                driver_url,
-                engine_kwargs={"pool_pre_ping": True},
-                heartbeat_interval=heartbeat,
-                grace_period=2 * heartbeat,
-                heartbeat_stale_trial_callback=enqueue_rerun,
-            )
+        return _connect(driver_url, heartbeat)
     except (sqlalchemy.exc.ArgumentError, ValueError) as err:
         raise BadInput(f"storage URL {url!r} cannot be parsed: {err}.") from None
     except ImportError as err:  # Optuna wraps the driver's ModuleNotFoundError
