@@ -39,10 +39,11 @@ bench-gpu:
 	SCALESEARCH_REQUIRE_CUDA=1 $(PY) benchmarks/gpu.py $(BENCH_ARGS)
 
 # Mutation testing of the pure modules that decide the study's answer, with their fast unit tests
-# (pyproject.toml, [tool.mutmut]); slow, not run in CI. Always a fresh run (mutants/ is removed
-# first), one mutant at a time at low priority; then the score per module and overall, and a
-# failure when the overall score is below MUTATION_FLOOR percent. A timeout counts as killed.
-MUTATION_CHILDREN ?= 1
+# (pyproject.toml, [tool.mutmut]); a few minutes, not run in CI. Always a fresh run (mutants/ is
+# removed first), MUTATION_CHILDREN mutants at a time (one per core here) at low priority; then
+# the score per module and overall, and a failure when the overall score is below
+# MUTATION_FLOOR percent. A timeout counts as killed.
+MUTATION_CHILDREN ?= 2
 MUTATION_FLOOR ?= 85
 
 define MUTATION_SUMMARY

@@ -242,3 +242,36 @@ def test_a_bad_coefficient_is_named(name):
     with pytest.raises(BadInput, match=f"^{name} must be a finite number above 0"):
         compound_multipliers(coefficients["alpha"], coefficients["beta"],
                              coefficients["gamma"], 1.0)
+
+
+def test_channels_that_lose_exactly_a_tenth_keep_the_lower_multiple():
+    # The reference rule bumps the channels up only when rounding lost more than 10%:
+    # 80/9 rounds to 8, which is 0.9 * 80/9 exactly.
+    assert 0.9 * (80 / 9) == 8.0 and round_channels(80 / 9) == 8
+    assert round_channels(80 / 9 + 1e-9) == 16  # a hair more is a loss above 10%
+
+
+def test_the_default_dropout_is_b0s():
+    assert scale_network().dropout == 0.2 and scale_network(0.5, 0.5, 32).dropout == 0.2
+
+
+@pytest.mark.parametrize("call, sentence", [
+    (lambda: scale_network(depth_mult=0.0),
+     "depth multiplier must be a finite number above 0, got 0.0."),
+    (lambda: scale_network(width_mult=-1.0),
+     "width multiplier must be a finite number above 0, got -1.0."),
+    (lambda: scale_network(resolution=8),
+     "resolution must be between 16 and 2048 pixels, got 8."),
+    (lambda: preset_spec("b9"),
+     "unknown preset 'b9'; choose one of b0, b1, b2, b3, b4, b5, b6, b7."),
+    (lambda: spec_from_flags(preset="b1", width_mult=1.1),
+     "--preset b1 cannot be combined with --width; use either a preset or explicit "
+     "multipliers."),
+    (lambda: spec_from_flags(depth_mult=1.1, alpha=1.2),
+     "--depth cannot be combined with --alpha; give either multipliers or compound "
+     "coefficients."),
+])
+def test_bad_scales_get_one_whole_sentence(call, sentence):
+    with pytest.raises(BadInput) as caught:
+        call()
+    assert str(caught.value) == sentence

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from conftest import examples
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from scalesearch.errors import BadInput
@@ -145,6 +145,8 @@ def test_matching_lands_on_the_budget_or_brackets_it(base_resolution, budget):
 @given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(1.3, 6.0),
        st.sampled_from([(0.25, 0.25, 16), (0.5, 0.5, 40), (0.5, 0.5, 32), (1.0, 1.0, 64)]),
        st.floats(0.01, 0.05))
+# Found by this test: two channel roundings 5e-4 apart in t, once taken for one step.
+@example(0.34886651400523944, 0.1514769182324647, 3.427734375, (0.5, 0.5, 40), 0.015625)
 def test_matching_properties_on_random_directions(u, v, budget, base_args, tolerance):
     base = scale_network(*base_args)
     ratio = _ratio_fn(base)
@@ -279,3 +281,28 @@ def test_where_width_cannot_close_the_gap_the_neighbours_bracket_the_budget():
     for n in m.networks:  # the networks along the direction, as they are
         assert n.spec == scaled_spec(alpha, beta, gamma, n.phi, SMALL)
         assert abs(n.ratio / 2.0 - 1) > 0.005 and n.ratio == cost(n.spec)
+
+
+def test_a_budget_out_of_range_gets_the_whole_sentence():
+    with pytest.raises(BadInput) as caught:
+        parse_budget("65x")
+    assert str(caught.value) == ("budget '65x' must be above 1x and at most 64x (a FLOPs "
+                                 "multiple of the base network), for example 2x.")
+
+
+@pytest.mark.parametrize("u, v, inside", [(1.5, 0.5, (1.0, 0.5)), (-0.5, 0.3, (0.0, 0.3)),
+                                          (0.25, 1.7, (0.25, 1.0)), (0.25, -2.0, (0.25, 0.0))])
+def test_numbers_outside_the_unit_square_are_held_to_its_edge(u, v, inside):
+    direction = direction_from_params(u, v)
+    assert direction == direction_from_params(*inside)
+    assert min(direction.depth, direction.width, direction.resolution) >= 0.0
+
+
+def test_a_network_exactly_at_the_tolerance_is_matched():
+    def exactly(spec):  # 2.5x whatever the network: 25% over a 2x budget
+        return 2.5
+
+    assert exactly(SMALL) / 2.0 - 1 == 0.25
+    assert nominal_match(CORNERS["width"], 2.0, SMALL, exactly, tolerance=0.25).method == "matched"
+    assert nominal_match(CORNERS["width"], 2.0, SMALL, exactly, tolerance=0.2499).method == (
+        "off budget")

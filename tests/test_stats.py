@@ -158,9 +158,48 @@ def test_interpolation_weights_hit_the_budget_in_log_flops(low, factor, where):
     assert w_high == pytest.approx(where)
 
 
-def test_interpolation_outside_the_bracket_is_refused():
-    with pytest.raises(ValueError):
-        stats.interpolation_weights([1.0, 2.0], 2.5)
+@pytest.mark.parametrize("target", [2.5, 0.5, 1.0, 2.0])
+def test_interpolation_outside_the_bracket_or_on_its_ends_is_refused(target):
+    with pytest.raises(ValueError, match=f"^{target} is not between 1.0 and 2.0$"):
+        stats.interpolation_weights([1.0, 2.0], target)
+
+
+def test_the_image_degrees_of_freedom_of_one_image_or_equal_scores_are_the_plain_ones():
+    assert stats._image_dof(np.array([0.7])) == 1.0
+    assert stats._image_dof(np.array([0.3, 0.3])) == 1.0
+    assert stats._image_dof(np.full(50, 0.5)) == 49.0
+    # Two values, half each: kurtosis 1, so 2 s^4 / var(s^2) = 2 (n/(n-1))^2 n / (1 + 2/(n-1)),
+    # above n - 1: capped there.
+    assert stats._image_dof(np.array([0.0, 1.0] * 20)) == 39.0
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.lists(st.floats(-1.0, 1.0), min_size=2, max_size=60), st.integers(0, 59))
+def test_the_image_degrees_of_freedom_follow_the_kurtosis_within_their_bounds(scores, spike):
+    scores = np.array(scores)
+    scores[spike % len(scores)] += 3.0  # one outlier: heavy tails, few degrees of freedom
+    n = len(scores)
+    dof = stats._image_dof(scores)
+    # The moment estimate, computed here from its definition.
+    centred = scores - scores.mean()
+    m2, m4 = np.mean(centred**2), np.mean(centred**4)
+    s2 = m2 * n / (n - 1)
+    direct = 2 * s2**2 / ((m4 - m2**2 * (n - 3) / (n - 1)) / n)
+    assert dof == pytest.approx(min(n - 1, direct))
+    assert min(2.0, n - 1) <= dof <= n - 1
+
+
+def test_seed_noise_without_degrees_of_freedom_takes_nothing_off_the_image_noise():
+    rng = np.random.default_rng(3)
+    networks = {"a": rng.random((1, 200)) < 0.6, "b": rng.random((1, 200)) < 0.4}
+    plain = stats.difference([(1.0, "a")], [(1.0, "b")], networks, stats.NO_NOISE)
+    # An interaction with no degrees of freedom behind it is not a measurement.
+    unmeasured = stats.SeedNoise(0.01, 0.2, 0, 200)
+    assert not unmeasured.measured and unmeasured.run_variance == 0.0
+    same = stats.difference([(1.0, "a")], [(1.0, "b")], networks, unmeasured)
+    assert same == plain and same.seed_variance == 0.0
+    assert plain.image_variance == pytest.approx(
+        np.var(networks["a"][0].astype(float) - networks["b"][0], ddof=1) / 200)
 
 
 @settings(max_examples=examples(30), deadline=None)

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from conftest import examples
 from hypothesis import given, settings
@@ -530,3 +531,81 @@ def test_the_outputs_are_the_csv_and_the_summary(tmp_path):
     named = results.write_outputs(tmp_path, frame, summary, csv="compare.csv",
                                   summary_name="compare.json")
     assert [p.name for p in named] == ["compare.csv", "compare.json"]
+
+
+def test_the_verdict_text_gives_the_figures_as_computed_and_the_undecided_one_in_full():
+    # A tie, a win, and a tie under loud seed noise (a standard error of about 14 points, where
+    # a figure 1% off would show in its first decimal).
+    for levels, loud in (((0.40, 0.40), False), ((0.75, 0.25), False), ((0.40, 0.40), True)):
+        compound, depth, trained, noise = verdict_sides(np.random.default_rng(11), *levels)
+        if loud:
+            noise = stats.SeedNoise(0.03, noise.interaction, 6, noise.images)
+        verdict = decision.decide(compound, depth, trained, noise)
+        diff = stats.difference(compound.strategy.terms, depth.strategy.terms, trained, noise)
+        assert (f": {diff.value * 100:+.1f} points, standard error "
+                f"{diff.standard_error * 100:.1f} (t with {diff.degrees_of_freedom:.1f} degrees "
+                f"of freedom, p = {diff.p_value:.3f})") in verdict["text"]
+        if verdict["answer"] == "tie":
+            assert (f"could have detected about {diff.detectable * 100:.1f} points (80% "
+                    "power)") in verdict["text"]
+    one = stats.SeedNoise(noise.between, noise.interaction, 1, noise.images)
+    assert decision.decide(compound, depth, trained, one, more_seeds="--seeds")["text"] == (
+        "No verdict: seed noise was measured with 1 degree(s) of freedom and needs at least 2: "
+        "train each network at least twice (--seeds 2 or more).")
+
+
+def test_rows_name_the_worker_and_the_trial_re_run_and_leave_out_a_dropped_trained_trial():
+    rng = np.random.default_rng(30)
+    trials = [trial(0, network("compound", 0, "matched", 2.0, "a"), accurate(rng, 0.4, 2),
+                    worker="host:1"),
+              trial(1, network("compound", 1, "matched", 2.0, "b"), accurate(rng, 0.4),
+                    state=TrialState.FAIL),
+              trial(2, network("compound", 1, "matched", 2.0, "b"), accurate(rng, 0.4),
+                    rerun_of=1, worker="host:2"),
+              # Trained, then found surplus or a duplicate (a worker that finished late).
+              trial(3, network("compound", 3, "matched", 2.0, "c"), accurate(rng, 0.4),
+                    surplus=True),
+              trial(4, network("compound", 4, "matched", 2.0, "d"), accurate(rng, 0.4),
+                    duplicate_of=0)]
+    frame = results.trial_rows(trials)
+    assert frame["trial"].tolist() == [0, 0, 2]
+    assert frame["worker"].tolist() == ["host:1", "host:1", "host:2"]
+    assert frame["rerun_of"].tolist()[2] == 1 and pd.isna(frame["rerun_of"].tolist()[0])
+
+
+def test_a_study_in_another_cost_interpolates_and_picks_the_nearest_in_that_cost():
+    rng = np.random.default_rng(31)
+    # FLOPs say 1.6x and 2.4x; the study's cost (time) says 1.9x and 2.2x.
+    lower = network("depth", 0, "lower", 1.6, "lo", cost_ratio=1.9)
+    upper = network("depth", 0, "upper", 2.4, "hi", cost_ratio=2.2)
+    frame = results.trial_rows([trial(0, lower, accurate(rng, 0.4)),
+                                trial(1, upper, accurate(rng, 0.5))])
+    (strategy,) = results.strategies(frame)
+    weights = stats.interpolation_weights([1.9, 2.2], 2.0)
+    assert strategy.method == "interpolated"
+    assert strategy.terms == [(weights[0], "lo"), (weights[1], "hi")]
+    assert strategy.nearest["network"] == "lo"  # 2.0 / 1.9 is nearer than 2.2 / 2.0
+    assert results.cost_ratio(strategy.rows[0]) == 1.9
+    assert results.cost_ratio({"flops_ratio": 1.6, "cost_ratio": math.nan}) == 1.6
+    assert results.cost_ratio({"flops_ratio": 1.6}) == 1.6
+
+
+def test_a_summary_without_a_baseline_says_none_and_the_file_is_indented_json(tmp_path):
+    import json
+
+    rng = np.random.default_rng(32)
+    frame = results.trial_rows([trial(0, network("depth", 0, "matched", 2.0, "d"),
+                                      accurate(rng, 0.4))])
+    summary = results.search_summary(frame, 2.0)
+    assert summary["baseline"] is None and summary["at_budget"]["depth"]["method"] == "matched"
+    (_, path) = results.write_outputs(tmp_path, frame, summary)
+    assert path.read_text() == json.dumps(summary, indent=2) + "\n"
+
+
+def test_plain_values_are_python_scalars_and_nan_is_none():
+    for value, plain in ((np.int64(3), 3), (np.float32(0.5), 0.5), (np.bool_(True), True),
+                         (7, 7), ("x", "x"), (None, None)):
+        out = results._plain(value)
+        assert out == plain and type(out) is type(plain)
+    for nan in (math.nan, np.float64("nan"), np.float32("nan")):
+        assert results._plain(nan) is None

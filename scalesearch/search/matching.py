@@ -36,7 +36,9 @@ from scalesearch.net.scaling import MAX_RESOLUTION, MIN_RESOLUTION, NetworkSpec,
 from scalesearch.search.space import Direction
 
 CostRatio = Callable[[NetworkSpec], float]  # a spec's cost over the base network's
-T_STEP = 1e-3  # bisection stops when the bracket on t is this narrow
+# Bisection stops when the bracket on t is this narrow. Two roundings (say the channels of
+# two stages) can change the network 5e-4 apart in t; at 1e-6 they are found as two steps.
+T_STEP = 1e-6
 T_MAX = 16.0
 MATCHED, INTERPOLATED, OFF_BUDGET = "matched", "interpolated", "off budget"
 

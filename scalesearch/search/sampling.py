@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 
 import numpy as np
 import optuna
@@ -79,11 +78,9 @@ def make_sampler(config: StudyConfig, finished: int) -> optuna.samplers.BaseSamp
     if config.sampler == "qmc":
         return SobolSampler(config.seed)
     if config.sampler == "tpe":
-        with warnings.catch_warnings():  # multivariate TPE is "experimental" in Optuna
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=config.seed * 100_003 + finished * 7919 + os.getpid() % 7919,
-                n_startup_trials=4, multivariate=True)
+        return optuna.samplers.TPESampler(
+            seed=config.seed * 100_003 + finished * 7919 + os.getpid() % 7919,
+            n_startup_trials=4, multivariate=True)
     return optuna.samplers.RandomSampler(seed=config.seed)  # grid: every point is enqueued
 
 

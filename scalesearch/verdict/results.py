@@ -67,7 +67,7 @@ def trial_rows(trials: list[FrozenTrial], extra: tuple[str, ...] = ()) -> pd.Dat
         if t.number in superseded or dropped(attrs) or "flops" not in attrs:
             continue
         base = {c: attrs.get(c) for c in columns if c in attrs and c not in RUN_KEYS}
-        base.update(trial=t.number, worker=attrs.get("worker"), rerun_of=attrs.get("rerun_of"))
+        base["trial"] = t.number
         base.setdefault("candidate", t.number)  # studies made before candidates had two networks
         base.setdefault("bracket", "matched" if attrs.get("flops_matched", True) else "off budget")
         if "infeasible" in attrs:
@@ -81,7 +81,7 @@ def trial_rows(trials: list[FrozenTrial], extra: tuple[str, ...] = ()) -> pd.Dat
             rows.append({**base, **{k: run.get(k) for k in RUN_KEYS if k in columns},
                          "state": state})
     frame = pd.DataFrame(rows, columns=columns)
-    return frame.sort_values(["trial", "seed"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(["trial", "seed"]).reset_index(drop=True)  # both unique together
 
 
 def csv_text(frame: pd.DataFrame) -> str:
@@ -99,7 +99,7 @@ def network_runs(frame: pd.DataFrame, split: str = "val") -> dict[str, np.ndarra
     column = f"{split}_correct"
     done = _complete(frame, column)
     out: dict[str, np.ndarray] = {}
-    for (_, key), group in done.groupby(["trial", "network"], sort=True):
+    for (_, key), group in done.groupby(["trial", "network"]):  # sorted: lowest trial first
         if key not in out:
             out[key] = np.stack([unpack(text) for text in group[column]])
     return out
@@ -155,7 +155,7 @@ def strategies(frame: pd.DataFrame, split: str = "val",
                        if len(rows) == 2 else [])
         else:
             rows = [firsts[0]]
-            method = firsts[0]["bracket"] or "matched"
+            method = firsts[0]["bracket"]  # "matched" or "off budget"
             weights = [1.0]
         if any(r["network"] not in trained for r in rows):
             method = "incomplete"
@@ -171,7 +171,7 @@ class Judged:
     strategy: Strategy
     estimate: stats.Estimate
 
-    def entry(self, split: str = "val") -> dict:
+    def entry(self, split: str) -> dict:
         """The summary's record of it: what, how judged, how accurate (``<split>_accuracy``)."""
         s, e = self.strategy, self.estimate
         near = s.nearest
@@ -239,13 +239,10 @@ def search_summary(frame: pd.DataFrame, budget: float) -> dict:
 
 
 def _plain(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if hasattr(value, "item"):
+    """A value JSON can hold: a numpy scalar as the Python one, NaN as None."""
+    if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def write_outputs(folder: Path, frame: pd.DataFrame, summary: dict, csv: str = "trials.csv",

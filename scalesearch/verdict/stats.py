@@ -173,11 +173,11 @@ def _image_dof(scores: np.ndarray) -> float:
     if n < 2 or m2 <= 0:
         return float(max(n - 1, 1))
     m4 = float((centred**4).mean())
+    # Positive: m4 >= m2^2 makes it at least 2 m2^2 / (n (n - 1)). And as no n numbers have a
+    # kurtosis m4 / m2^2 above n - 2 + 1 / (n - 1), the result is never below min(2, n - 1).
     var_of_var = (m4 - m2**2 * (n - 3) / (n - 1)) / n
-    if var_of_var <= 0:
-        return float(n - 1)
     s2 = m2 * n / (n - 1)
-    return float(min(n - 1, max(1.0, 2 * s2**2 / var_of_var)))
+    return float(min(n - 1, 2 * s2**2 / var_of_var))
 
 
 def merge(terms: Terms) -> dict[str, float]:
@@ -205,7 +205,7 @@ def estimate(terms: Terms, networks: Mapping[str, np.ndarray], noise: SeedNoise)
     value = float(scores.mean())
     value = 0.0 if abs(value) < ROUNDING else value
     per_seed = sum(w**2 / matrices[key].shape[0] for key, w in weights.items())
-    seed_var = noise.run_variance * per_seed if noise.measured else 0.0
+    seed_var = noise.run_variance * per_seed  # 0 where the noise was not measured
     image_var = 0.0
     if n > 1:
         flips = noise.interaction * per_seed if noise.measured else 0.0
@@ -229,10 +229,8 @@ def difference(first: Terms, second: Terms, networks: Mapping[str, np.ndarray],
 
 
 def interpolation_weights(ratios: Sequence[float], target: float) -> list[float]:
-    """Weights of networks at FLOPs ratios `ratios` (one, or two bracketing `target`) that
-    give the accuracy at `target`, linearly in log FLOPs."""
-    if len(ratios) == 1:
-        return [1.0]
+    """Weights of the two networks at cost ratios `ratios` (below and above `target`) that
+    give the accuracy at `target`, linearly in log cost."""
     low, high = ratios
     if not low < target < high:
         raise ValueError(f"{target} is not between {low} and {high}")
