@@ -17,7 +17,8 @@ from scalesearch.stages.compare import candidate_id, check_coefficients, parse_p
 from scalesearch.verdict.results import COLUMNS
 
 TINY = ["--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
-        "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--epochs", "1",
+        "--train-images", "128", "--val-images", "64",
+        "--test-images", "200", "--batch-size", "32", "--epochs", "1",
         "--device", "cpu"]
 
 
@@ -100,7 +101,8 @@ def test_compare_writes_csv_resumes_without_retraining(tmp_path):
         assert entry["method"] in ("matched", "interpolated"), kind
         assert {"test_accuracy", "standard_error", "trials"} <= set(entry)
     assert summary["verdicts"][0]["answer"] in ("compound", "depth", "width", "resolution",
-                                                "tie", "undecided")
+                                                "equivalent", "inconclusive", "undecided")
+    assert summary["verdicts"][0]["secondary"]
 
     journal = results / "tiny" / "study.journal"
     storage = optuna.storages.JournalStorage(

@@ -121,30 +121,72 @@ def test_verdict_changes():
     def schedule(epochs, answer, complete=True):
         return {"epochs": epochs, "verdict": {"answer": answer}, "complete": complete}
 
-    held = verdict_changes([schedule(6, "tie"), schedule(12, "tie")], "tie")
-    assert held == {"winner_changes": False, "first_change": None, "changes_from": None}
-    flips = [schedule(6, "tie"), schedule(12, "compound"), schedule(24, "width")]
-    assert verdict_changes(flips, "tie") == {"winner_changes": True, "first_change": 12,
-                                             "changes_from": 12}
-    assert not flips[0]["reversed"] and not flips[2]["reversed"]  # a tie has no side
+    held = [schedule(6, "compound"), schedule(12, "compound")]
+    assert verdict_changes(held, "compound") == {"winner_changes": False, "first_change": None,
+                                                 "changes_from": None}
+    assert [s["status"] for s in held] == ["held", "held"] and held[0]["held"]
+    flips = [schedule(6, "equivalent"), schedule(12, "compound"), schedule(24, "width")]
+    assert verdict_changes(flips, "equivalent") == {"winner_changes": True, "first_change": 12,
+                                                    "changes_from": 12}
+    assert [s["status"] for s in flips] == ["held", "changed", "changed"]
     back = [schedule(6, "width"), schedule(12, "compound"), schedule(24, "compound")]
     assert verdict_changes(back, "compound")["changes_from"] is None
     assert back[0]["reversed"] and back[0]["held"] is False
-    late = [schedule(6, "compound"), schedule(12, "tie", complete=False)]
+    late = [schedule(6, "compound"), schedule(12, "inconclusive", complete=False)]
     assert verdict_changes(late, "compound")["winner_changes"] is False
 
 
-def test_each_schedule_judges_the_confirmed_networks_against_the_same_opponent():
-    """At a schedule the verdict pits the confirmed compound network against the single
-    dimension the search chose, even when another compound candidate (an extreme) or another
-    single dimension does better there."""
+@pytest.mark.parametrize("proxy", ["inconclusive", "undecided"])
+def test_an_undecided_proxy_holds_nothing(proxy):
+    # Inconclusive followed by inconclusive is not a verdict that held: nothing was decided.
+    schedules = [{"epochs": e, "verdict": {"answer": a}, "complete": True}
+                 for e, a in ((6, "inconclusive"), (12, "compound"))]
+    found = verdict_changes(schedules, proxy)
+    assert [s["status"] for s in schedules] == ["not informative at the proxy"] * 2
+    assert not any(s["held"] for s in schedules) and not found["winner_changes"]
+
+
+def test_a_decided_proxy_is_not_said_to_hold_where_the_longer_one_is_undecided():
+    schedules = [{"epochs": 6, "verdict": {"answer": "inconclusive"}, "complete": True}]
+    verdict_changes(schedules, "compound")
+    assert schedules[0]["status"] == "not decided at this length" and not schedules[0]["held"]
+
+
+def conclusion(proxy: str, answers: list[str]) -> str:
+    from scalesearch.runs.fidelity import _conclusion
+
+    schedules = [{"epochs": 6 * (i + 1), "verdict": {"answer": a}, "complete": True,
+                  "planned": 2, "finished": 2, "networks": 5,
+                  "spearman": {"value": 0.8, "low": 0.1, "high": 0.95},
+                  "kendall": {"value": 0.6, "low": 0.0, "high": 0.9}}
+                 for i, a in enumerate(answers)]
+    summary = {"proxy": {"verdict": {"answer": proxy}, "complete": True}, "proxy_epochs": 3,
+               "schedules": schedules, **verdict_changes(schedules, proxy)}
+    return _conclusion(summary)
+
+
+def test_the_fidelity_conclusion_says_held_only_for_decided_verdicts():
+    assert "The verdict (compound wins) held at 6, 12 epochs." in conclusion(
+        "compound", ["compound", "compound"])
+    text = conclusion("inconclusive", ["inconclusive", "inconclusive"])
+    assert "held" not in text and "Not informative at the proxy" in text
+    text = conclusion("compound", ["compound", "inconclusive"])
+    assert "held" not in text and "was not decided at 12 epochs" in text
+    assert "changed" in conclusion("compound", ["width", "width"])
+
+
+def test_each_schedule_judges_the_confirmed_networks_against_every_single_dimension():
+    """At a schedule the verdict pits the confirmed compound network against the three
+    confirmed single dimensions, even when another compound candidate (an extreme) does better
+    there; a missing one leaves it undecided."""
     from scalesearch.stages.fidelity import judge_schedule
     from scalesearch.store.bits import pack
 
     rng = np.random.default_rng(0)
     images = 400
-    accuracy = {0: 0.30, 6: 0.40, 2: 0.50, 3: 0.60, 5: 0.70}  # candidate -> true accuracy
-    kinds = {0: "baseline", 6: "compound", 2: "width", 3: "depth", 5: "compound"}
+    accuracy = {0: 0.30, 6: 0.40, 2: 0.70, 3: 0.50, 4: 0.45, 5: 0.80}  # candidate -> accuracy
+    kinds = {0: "baseline", 6: "compound", 2: "width", 3: "depth", 4: "resolution",
+             5: "compound"}
     rows = []
     for trial, (candidate, p) in enumerate(accuracy.items()):
         for seed in range(3):
@@ -155,20 +197,23 @@ def test_each_schedule_judges_the_confirmed_networks_against_the_same_opponent()
                          "network": f"net{candidate}", "state": "complete",
                          "test_accuracy": correct.mean(), "test_correct": pack(correct),
                          "schedule": 6, "role": "confirmed", "depth_mult": 0.5,
-                         "width_mult": 0.5, "resolution": 40})
+                         "width_mult": 0.5, "resolution": 40, "seconds": 10.0})
     frame = pd.DataFrame(rows)
-    meta = {"chosen": {"compound": 6, "depth": 3, "width": 2, "resolution": None},
-            "opponent": "width", "selected": {"baseline": 0, "best": [5], "worst": []}}
+    meta = {"chosen": {"compound": 6, "depth": 3, "width": 2, "resolution": 4},
+            "opponent": "depth", "selected": {"baseline": 0, "best": [5], "worst": []}}
     found = judge_schedule(frame, {}, meta)
     at = found["at_budget"]
     assert at["compound"]["candidate"] == 6 and at["width"]["candidate"] == 2
-    assert at["depth"]["candidate"] == 3 and at["resolution"] is None
+    assert at["depth"]["candidate"] == 3 and at["resolution"]["candidate"] == 4
     assert at["baseline"]["candidate"] == 0
     assert [o["candidate"] for o in found["others"]] == [5]
     verdict = found["verdict"]
-    assert verdict["single_dimension"] == "width" and verdict["answer"] == "width"
+    assert verdict["secondary"] and verdict["single_dimension"] == "width"
+    assert verdict["answer"] == "width"  # the search's opponent was depth; width is ahead
     assert verdict["difference"] == pytest.approx(
         at["compound"]["test_accuracy"] - at["width"]["test_accuracy"])
+    missing = {**meta, "chosen": {**meta["chosen"], "resolution": None}}
+    assert judge_schedule(frame, {}, missing)["verdict"]["answer"] == "undecided"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,9 +310,9 @@ def test_fidelity_trains_on_its_own_seeds_resumes_after_sigterm_and_reports(tiny
     for name in ("spearman", "kendall"):
         c = two[name]
         assert -1 <= c["low"] <= c["value"] <= c["high"] <= 1
-    # One seed each: no seed noise measured; both sides were found (else "no finished ...").
+    # One seed each: no seed noise of its own; both sides were found (else "no finished ...").
     assert two["verdict"]["answer"] == "undecided"
-    assert "0 degree(s) of freedom" in two["verdict"]["text"]
+    assert "trained 1 time(s)" in two["verdict"]["text"]
     assert summary["text"] in again.stderr
     shown = scalesearch("show", "tiny", "--results-dir", results)
     assert shown.returncode == 0 and summary["text"] in shown.stdout.replace("\n", " ")

@@ -70,3 +70,21 @@ def test_report_holds_the_numbers_of_the_csvs(study):
     assert "](plots/scaling.png)" in md and "](plots/frontier.png)" in md
     assert html.count("data:image/png;base64,") >= 5  # figures embedded: opens offline
     assert "## Environment" in md and "torch" in md
+
+
+def test_the_report_opens_with_the_answer_and_ends_with_the_settings(study):
+    out = cli("report", "tiny", "--results-dir", study.parent)
+    assert out.returncode == 0, out.stderr
+    md = (study / "report.md").read_text()
+    sections = md.split("\n## ")
+    first = sections[1]  # the first section after the title
+    verdict = json.loads((study / "summary.json").read_text())["verdict"]
+    assert first.startswith("The answer\n")
+    assert verdict["text"] in first  # the answer, its interval and what would decide it
+    if "interval" in verdict:
+        assert verdict["claim"] in first and "95% interval" in first
+        assert f"Answer: {verdict['answer']}." in first
+    assert sections[-1].startswith("Configuration\n")
+    html = (study / "report.html").read_text()
+    assert html.index("The answer") < html.index("Found coefficients") < html.index(
+        "Configuration")

@@ -19,7 +19,7 @@ from optuna.trial import TrialState, create_trial
 from scalesearch.search.objective import same_candidate, same_network
 from scalesearch.search.training import MAX_SEEDS, STAGE_SEEDS, training_seed
 from scalesearch.stages import confirm
-from scalesearch.store.bits import pack
+from scalesearch.store.bits import pack, unpack
 from scalesearch.verdict import decision, results, stats
 
 N = 400  # evaluation images of the constructed studies
@@ -147,49 +147,6 @@ def test_the_search_summary_names_each_strategy_at_the_budget(seed):
     assert summary["verdict"]["answer"] == "undecided"  # until the confirmation
 
 
-def judged_pair(rng, first, second, seeds=2, spread=0.0):
-    """Two confirmed strategies (compound, width) on the same images."""
-    shared = rng.random(N)
-    def net(p):
-        return [shared + rng.normal(0, spread) < p for _ in range(seeds)]
-    trials = [trial(0, network("compound", 0, "matched", 2.0, "c"), net(first), split="test"),
-              trial(1, network("width", 1, "matched", 2.0, "w"), net(second), split="test")]
-    frame = results.trial_rows(trials, extra=("test_accuracy",))
-    judged, noise, trained = results.judge(frame, "test")
-    by = {j.strategy.kind: j for j in judged}
-    return by, noise, trained
-
-
-@settings(max_examples=examples(30), deadline=None)
-@given(st.integers(0, 2**31 - 1), st.floats(0.2, 0.6), st.floats(-0.15, 0.15))
-def test_the_verdict_is_symmetric(seed, level, gap):
-    by, noise, trained = judged_pair(np.random.default_rng(seed), level + gap, level,
-                                     spread=0.05)
-    ab = decision.decide(by["compound"], by["width"], trained, noise)
-    ba = decision.decide(by["width"], by["compound"], trained, noise)
-    assert ab["difference"] == pytest.approx(-ba["difference"])
-    assert ab["p_value"] == pytest.approx(ba["p_value"])
-    assert ab["answer"] == ba["answer"]  # who wins does not depend on which side is which
-
-
-def test_a_clear_difference_wins_and_a_small_one_is_a_tie():
-    rng = np.random.default_rng(4)
-    by, noise, trained = judged_pair(rng, 0.6, 0.3, seeds=3, spread=0.02)
-    assert decision.decide(by["compound"], by["width"], trained, noise)["answer"] == "compound"
-    assert decision.decide(by["width"], by["compound"], trained, noise)["answer"] == "compound"
-    by, noise, trained = judged_pair(rng, 0.41, 0.40, seeds=3, spread=0.02)
-    tie = decision.decide(by["compound"], by["width"], trained, noise)
-    assert tie["answer"] == "tie" and tie["detectable_difference"] > abs(tie["difference"])
-
-
-def test_one_seed_per_network_is_undecided_never_a_win():
-    rng = np.random.default_rng(5)
-    by, noise, trained = judged_pair(rng, 0.9, 0.1, seeds=1)
-    verdict = decision.decide(by["compound"], by["width"], trained, noise,
-                              more_seeds="--confirm-seeds")
-    assert verdict["answer"] == "undecided" and "--confirm-seeds 2" in verdict["text"]
-
-
 @settings(max_examples=examples(40), deadline=None)
 @given(st.integers(0, 20), st.sampled_from(sorted(STAGE_SEEDS)),
        st.sampled_from(sorted(STAGE_SEEDS)), st.integers(0, MAX_SEEDS - 1),
@@ -248,7 +205,7 @@ def test_networks_and_candidates_are_trained_once():
     assert same_candidate(drawn("A", kind="baseline")) is None
 
 
-def test_the_calibration_benchmark_runs_and_is_calibrated_at_a_small_size():
+def load_benchmark():
     import importlib.util
     from pathlib import Path
 
@@ -257,107 +214,52 @@ def test_the_calibration_benchmark_runs_and_is_calibrated_at_a_small_size():
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # its dataclasses look their module up
     spec.loader.exec_module(bench)
-    studies = 40
-    for setting in (bench.DEFAULT, bench.MANY):
-        shares = bench.calibrate(setting, studies, seed=11)
+    return bench
+
+
+def test_the_calibration_benchmark_runs_every_scenario_and_is_calibrated_at_a_small_size():
+    bench = load_benchmark()
+    studies, wins = 30, 0
+    for scenario in bench.SCENARIOS:
+        shares = bench.calibrate(scenario, studies, seed=11)
         total, compound, single = bench.false_wins(shares)
-        # 40 null studies at a true 5%: 7 or more false wins has probability below 0.4%.
-        assert round(total * studies) < 7, shares
-        assert "undecided" not in shares, shares
-    assert math.isclose(sum(shares.values()), 1.0)
+        wins += round(total * studies)
+        assert "undecided" not in shares, (scenario.name, shares)
+        assert math.isclose(sum(shares.values()), 1.0)
+    # 210 null studies at a true 5%: 22 or more false wins has probability below 0.1%.
+    assert wins < 22, wins
+    # and the power study finds a true 3-point advantage now and then, never a false winner
+    power = bench.calibrate(bench.power_scenario(1.0), studies, seed=12)
+    assert power.get("compound", 0) > 0 and not set(power) & {"depth", "width", "resolution"}
 
 
-def verdict_sides(rng, compound_level, depth_level, seeds=3, spread=0.02):
-    """A matched compound network (2.02x) against depth interpolated between 1.6x and 2.4x, on
-    the same images: (compound, depth, trained, noise)."""
-    shared = rng.random(N)
-
-    def net(p):
-        return np.array([shared + rng.normal(0, spread) < p for _ in range(seeds)])
-
-    trained = {"c": net(compound_level), "d-lo": net(depth_level - 0.02),
-               "d-hi": net(depth_level + 0.02)}
-    noise = stats.seed_noise(trained)
-    weights = stats.interpolation_weights([1.6, 2.4], 2.0)
-    sides = [results.Strategy(0, "compound", 2.0, "matched", [{"trial": 0, "flops_ratio": 2.02}],
-                              [(1.0, "c")]),
-             results.Strategy(1, "depth", 2.0, "interpolated",
-                              [{"trial": 1, "flops_ratio": 1.6}, {"trial": 4, "flops_ratio": 2.4}],
-                              list(zip(weights, ["d-lo", "d-hi"])))]
-    compound, depth = (results.Judged(s, stats.estimate(s.terms, trained, noise)) for s in sides)
-    return compound, depth, trained, noise
-
-
-def numbers_after(text, label):
-    """The number that follows `label` in a verdict's text."""
-    import re
-
-    found = re.search(re.escape(label) + r"\s*([-+]?\d+(?:\.\d+)?)", text)
-    assert found, (label, text)
-    return float(found.group(1))
-
-
-def test_a_verdict_records_the_test_it_made_and_says_it_in_points():
-    compound, depth, trained, noise = verdict_sides(np.random.default_rng(7), 0.40, 0.40)
-    verdict = decision.decide(compound, depth, trained, noise, more_seeds="--confirm-seeds")
-    diff = stats.difference(compound.strategy.terms, depth.strategy.terms, trained, noise)
-    assert diff.p_value >= stats.LEVEL  # equal levels: a tie
-    assert {k: v for k, v in verdict.items() if k != "text"} == {
-        "single_dimension": "depth", "seed_degrees_of_freedom": noise.degrees_of_freedom,
-        "images": N, "difference": diff.value, "standard_error": diff.standard_error,
-        "degrees_of_freedom": diff.degrees_of_freedom, "p_value": diff.p_value,
-        "detectable_difference": diff.detectable, "answer": "tie"}
-    text = verdict["text"]
-    # Both sides by name, with their accuracy and how each was brought to the budget.
-    assert text.startswith(f"compound {compound.estimate.value:.1%} (2.02x) vs depth alone "
-                           f"{depth.estimate.value:.1%} (interpolated between 1.60x and 2.40x)")
-    assert "compound alone" not in text
-    # The difference, its standard error and the detectable difference in percentage points.
-    assert numbers_after(text, ":") == pytest.approx(100 * diff.value, abs=0.051)
-    assert numbers_after(text, "standard error") == pytest.approx(100 * diff.standard_error,
-                                                                  abs=0.051)
-    assert numbers_after(text, "t with") == pytest.approx(diff.degrees_of_freedom, abs=0.051)
-    assert numbers_after(text, "p =") == pytest.approx(diff.p_value, abs=0.00051)
-    assert numbers_after(text, "detected about") == pytest.approx(100 * diff.detectable,
-                                                                  abs=0.051)
-    assert "(--confirm-seeds)" in text  # the flag that adds seeds
-
-
-@pytest.mark.parametrize("first, second, winner", [(0.7, 0.3, "compound"), (0.3, 0.7, "depth")])
-def test_a_win_names_the_winner_in_the_answer_and_the_text(first, second, winner):
-    compound, depth, trained, noise = verdict_sides(np.random.default_rng(8), first, second)
-    verdict = decision.decide(compound, depth, trained, noise)
-    assert verdict["answer"] == winner and verdict["p_value"] < stats.LEVEL
-    assert (verdict["difference"] > 0) == (winner == "compound")
-    ending = verdict["text"].rsplit(". ", 1)[1]
-    if winner == "compound":
-        assert ending == "Compound scaling wins at equal cost."
-    else:
-        assert ending == "Scaling depth alone wins at equal cost."
-
-
-@pytest.mark.parametrize("missing", ["compound", "single"])
-def test_a_missing_side_is_undecided_and_named(missing):
-    compound, depth, trained, noise = verdict_sides(np.random.default_rng(9), 0.7, 0.3)
-    sides = {"compound": compound, "single": depth, missing: None}
-    verdict = decision.decide(sides["compound"], sides["single"], trained, noise)
-    assert verdict["answer"] == "undecided"
-    name = "compound network" if missing == "compound" else "single-dimension network"
-    assert f"no finished {name}" in verdict["text"]
-
-
-def test_two_degrees_of_freedom_of_seed_noise_decide_and_one_does_not():
-    rng = np.random.default_rng(10)
-    compound, depth, trained, noise = verdict_sides(rng, 0.8, 0.2, seeds=2)
-    two = stats.SeedNoise(noise.between, noise.interaction, 2, noise.images)
-    assert decision.decide(compound, depth, trained, two)["answer"] == "compound"
-    one = stats.SeedNoise(noise.between, noise.interaction, 1, noise.images)
-    verdict = decision.decide(compound, depth, trained, one)
-    assert verdict["answer"] == "undecided"
-    assert verdict["seed_degrees_of_freedom"] == 1 and verdict["images"] == N
-    assert verdict["single_dimension"] == "depth"
-    assert "1 degree(s) of freedom" in verdict["text"]
-    assert "--seeds 2" in verdict["text"]  # the default flag that adds seeds
+def test_the_calibration_scenarios_make_the_noise_they_name():
+    # Each scenario's world really has its kind of noise: unequal seed SDs, collapsed runs,
+    # networks that differ image by image, brackets off the truth.
+    bench = load_benchmark()
+    by_name = {s.name: s for s in bench.SCENARIOS}
+    rng = np.random.default_rng(3)
+    world = bench.World(rng, by_name["unequal"])
+    sds = [world.network(f"n{i}", 0.0)["sd"] for i in range(200)]
+    assert min(sds) >= 0.3 and max(sds) <= 10 and max(sds) / min(sds) > 10
+    world = bench.World(rng, by_name["collapse-compared"])
+    world.network("a", 0.0)
+    tests = [unpack(r["test_correct"]) for r in world.runs("a", "test", 400)]
+    lost = [not (t & world.group["test"]).any() for t in tests]
+    assert 0.18 < np.mean(lost) < 0.32  # a quarter of the confirmation's runs collapse
+    vals = [unpack(r["val_correct"]) for r in world.runs("a", "val", 100)]
+    assert all((v & world.group["val"]).any() for v in vals)  # and no search run does
+    world = bench.World(rng, by_name["interaction"])
+    a, b = world.network("a", 0.0), world.network("b", 0.0)
+    assert np.corrcoef(a["own"]["test"], b["own"]["test"])[0, 1] < 0.1
+    world = bench.World(rng, by_name["curvature"])
+    trials = bench._search(world, by_name["curvature"])
+    offsets = {(t.user_attrs["kind"], t.user_attrs["bracket"]):
+               world.networks[t.user_attrs["network"]]["offset"] for t in trials}
+    # a concave pair and a non-monotone one, the truth at the budget (offset 0) between
+    assert offsets[("depth", "lower")] == -3.0 and offsets[("depth", "upper")] == 1.0
+    assert offsets[("resolution", "lower")] == 2.0 and offsets[("resolution", "upper")] == -1.0
+    assert offsets[("width", "matched")] == 0.0
 
 
 ENTRY_FIELDS = ("kind", "alpha", "beta", "gamma", "depth_share", "width_share",
@@ -533,27 +435,6 @@ def test_the_outputs_are_the_csv_and_the_summary(tmp_path):
     assert [p.name for p in named] == ["compare.csv", "compare.json"]
 
 
-def test_the_verdict_text_gives_the_figures_as_computed_and_the_undecided_one_in_full():
-    # A tie, a win, and a tie under loud seed noise (a standard error of about 14 points, where
-    # a figure 1% off would show in its first decimal).
-    for levels, loud in (((0.40, 0.40), False), ((0.75, 0.25), False), ((0.40, 0.40), True)):
-        compound, depth, trained, noise = verdict_sides(np.random.default_rng(11), *levels)
-        if loud:
-            noise = stats.SeedNoise(0.03, noise.interaction, 6, noise.images)
-        verdict = decision.decide(compound, depth, trained, noise)
-        diff = stats.difference(compound.strategy.terms, depth.strategy.terms, trained, noise)
-        assert (f": {diff.value * 100:+.1f} points, standard error "
-                f"{diff.standard_error * 100:.1f} (t with {diff.degrees_of_freedom:.1f} degrees "
-                f"of freedom, p = {diff.p_value:.3f})") in verdict["text"]
-        if verdict["answer"] == "tie":
-            assert (f"could have detected about {diff.detectable * 100:.1f} points (80% "
-                    "power)") in verdict["text"]
-    one = stats.SeedNoise(noise.between, noise.interaction, 1, noise.images)
-    assert decision.decide(compound, depth, trained, one, more_seeds="--seeds")["text"] == (
-        "No verdict: seed noise was measured with 1 degree(s) of freedom and needs at least 2: "
-        "train each network at least twice (--seeds 2 or more).")
-
-
 def test_rows_name_the_worker_and_the_trial_re_run_and_leave_out_a_dropped_trained_trial():
     rng = np.random.default_rng(30)
     trials = [trial(0, network("compound", 0, "matched", 2.0, "a"), accurate(rng, 0.4, 2),
@@ -609,3 +490,226 @@ def test_plain_values_are_python_scalars_and_nan_is_none():
         assert out == plain and type(out) is type(plain)
     for nan in (math.nan, np.float64("nan"), np.float32("nan")):
         assert results._plain(nan) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision: compound against all three single dimensions
+
+
+NETWORKS = (("c", "compound", "matched", 2.02), ("d-lo", "depth", "lower", 1.6),
+            ("d-hi", "depth", "upper", 2.4), ("w", "width", "matched", 2.0),
+            ("r-lo", "resolution", "lower", 1.6), ("r-hi", "resolution", "upper", 2.4))
+
+
+def contest(rng, levels, seeds=3, spread=0.01, images=N):
+    """Compound (matched) against depth and resolution (bracketed) and width (matched), judged
+    on the same images: (compound, {kind: judged}, trained). `levels`: a network key's true
+    accuracy (missing keys take the key of their kind's other network, or 0.5)."""
+    shared = rng.random(images)
+    trained = {}
+    for key, kind, _, _ in NETWORKS:
+        level = levels.get(key, levels.get(kind, 0.5))
+        trained[key] = np.array([shared + rng.normal(0, spread) < level
+                                 for _ in range(seeds)])
+    judged = {}
+    for kind in ("compound", *results.SINGLE_DIMENSIONS):
+        mine = [(key, bracket, ratio) for key, k, bracket, ratio in NETWORKS if k == kind]
+        rows = [{"trial": i, "flops_ratio": ratio, "bracket": bracket}
+                for i, (key, bracket, ratio) in enumerate(mine)]
+        weights = (stats.interpolation_weights([r["flops_ratio"] for r in rows], 2.0)
+                   if len(rows) == 2 else [1.0])
+        strategy = results.Strategy(len(judged), kind, 2.0,
+                                    "interpolated" if len(rows) == 2 else "matched", rows,
+                                    [(w, key) for w, (key, _, _) in zip(weights, mine)])
+        judged[kind] = results.Judged(strategy, stats.estimate(strategy.terms, trained))
+    return judged.pop("compound"), judged, trained
+
+
+def test_compound_wins_only_by_beating_every_single_dimension():
+    rng = np.random.default_rng(40)
+    compound, singles, trained = contest(rng, {"c": 0.75, "depth": 0.45, "width": 0.45,
+                                               "resolution": 0.45})
+    verdict = decision.decide(compound, singles, trained)
+    assert verdict["answer"] == "compound"
+    assert all(o["compound_better"] for o in verdict["opponents"].values())
+    # The search's best single dimension (say depth) is beaten, width is not: no compound win,
+    # however clearly depth and resolution lose.
+    compound, singles, trained = contest(rng, {"c": 0.75, "depth": 0.45, "width": 0.75,
+                                               "resolution": 0.45})
+    verdict = decision.decide(compound, singles, trained)
+    assert verdict["answer"] != "compound"
+    assert verdict["opponents"]["depth"]["compound_better"]
+    assert not verdict["opponents"]["width"]["compound_better"]
+    assert verdict["single_dimension"] == "width"  # the strongest is the headline contest
+
+
+def test_a_win_must_beat_the_bracket_network_that_favours_the_opponent():
+    # Depth's chord at the budget lies well below compound, but its upper network (2.4x) is as
+    # good as compound: the truth at the budget may be anywhere between its two networks.
+    rng = np.random.default_rng(41)
+    compound, singles, trained = contest(rng, {"c": 0.7, "d-lo": 0.3, "d-hi": 0.7, "width": 0.3,
+                                               "resolution": 0.3})
+    verdict = decision.decide(compound, singles, trained)
+    depth = verdict["opponents"]["depth"]
+    assert depth["interval"][0] > 0  # the chord alone would call it a compound win
+    assert not depth["compound_better"] and verdict["answer"] != "compound"
+    assert [p["opponent_trial"] for p in depth["pairs"]] == [0, 1]
+    # and a single dimension wins only if both of its networks beat compound
+    compound, singles, trained = contest(rng, {"c": 0.5, "d-lo": 0.9, "d-hi": 0.5, "width": 0.2,
+                                               "resolution": 0.2})
+    verdict = decision.decide(compound, singles, trained)
+    assert verdict["opponents"]["depth"]["interval"][1] < 0 and verdict["answer"] != "depth"
+
+
+def test_a_single_dimension_wins_when_it_beats_compound_after_holm():
+    rng = np.random.default_rng(42)
+    compound, singles, trained = contest(rng, {"c": 0.4, "depth": 0.4, "width": 0.8,
+                                               "resolution": 0.4})
+    verdict = decision.decide(compound, singles, trained)
+    assert verdict["answer"] == "width"
+    assert verdict["text"].startswith("Scaling width alone wins.")
+    assert "Holm" in verdict["claim"]
+    assert decision.holm({"a": 0.001, "b": 0.02, "c": 0.5}, 0.05) == ["a", "b"]
+    assert decision.holm({"a": 0.02, "b": 0.02, "c": 0.02}, 0.05) == []  # 0.02 > 0.05 / 3
+    assert decision.holm({"a": 0.01, "b": 0.02, "c": 0.04}, 0.05) == ["a", "b", "c"]
+
+
+def test_equivalence_is_reachable_and_claims_the_margin():
+    # Every network the same, judged on many images with quiet seeds: the 90% intervals of
+    # every pair lie within one point.
+    rng = np.random.default_rng(43)
+    compound, singles, trained = contest(rng, {}, seeds=4, spread=0.002, images=20000)
+    verdict = decision.decide(compound, singles, trained, margin=0.01)
+    assert verdict["answer"] == "equivalent", verdict["text"]
+    assert verdict["margin"] == 0.01 and "within 1 point(s)" in verdict["claim"]
+    for opponent in verdict["opponents"].values():
+        assert opponent["not_worse_by_margin"]
+        assert all(-0.01 < p["interval_90"][0] for p in opponent["pairs"])
+    # the same data with a margin far below its noise is inconclusive
+    assert decision.decide(compound, singles, trained, margin=0.0005)["answer"] == "inconclusive"
+
+
+def test_inconclusive_says_how_many_runs_would_decide_it_and_how_long_they_take():
+    rng = np.random.default_rng(44)
+    compound, singles, trained = contest(rng, {"c": 0.52, "depth": 0.5, "width": 0.5,
+                                               "resolution": 0.5}, spread=0.03)
+    verdict = decision.decide(compound, singles, trained, margin=0.02, seconds_per_run=30.0,
+                              more_seeds="--confirm-seeds")
+    assert verdict["answer"] == "inconclusive"
+    found = verdict["to_decide"]
+    runs = found["runs"]
+    assert runs > 3 and found["trainings"] == 6 * (runs - 3)  # six networks, three runs each
+    assert found["minutes"] == pytest.approx(found["trainings"] * 30 / 60)
+    assert f"(--confirm-seeds {runs}): {found['trainings']} more trainings" in verdict["text"]
+    assert verdict["text"].startswith("Inconclusive.")
+    # at that many runs every pair's detectable difference is within the margin
+    pairs = [stats.difference([(1.0, "c")], [(1.0, k)], trained)
+             for k in ("d-lo", "d-hi", "w", "r-lo", "r-hi")]
+    assert all(e.with_seeds(runs).detectable <= 0.02 for e in pairs)
+    assert any(e.with_seeds(runs - 1).detectable > 0.02 for e in pairs)
+
+
+@pytest.mark.parametrize("missing", ["compound", "width"])
+def test_a_missing_strategy_is_undecided_and_named(missing):
+    compound, singles, trained = contest(np.random.default_rng(45), {"c": 0.9})
+    if missing == "compound":
+        compound = None
+    else:
+        singles[missing] = None
+    verdict = decision.decide(compound, singles, trained)
+    assert verdict["answer"] == "undecided"
+    assert f"no finished {missing} network at the budget" in verdict["text"]
+
+
+def test_fewer_than_three_runs_of_a_compared_network_decide_nothing():
+    compound, singles, trained = contest(np.random.default_rng(46), {"c": 0.95, "depth": 0.05,
+                                                                     "width": 0.05,
+                                                                     "resolution": 0.05})
+    assert decision.decide(compound, singles, trained)["answer"] == "compound"
+    trained["w"] = trained["w"][:2]
+    verdict = decision.decide(compound, singles, trained, more_seeds="--confirm-seeds")
+    assert verdict["answer"] == "undecided" and verdict["runs"] == 2
+    assert verdict["text"] == ("No verdict: a compared network was trained 2 time(s), and each "
+                               "needs at least 3 runs for noise of its own (--confirm-seeds 3 "
+                               "or more).")
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(st.integers(0, 2**31 - 1), st.lists(st.floats(0.2, 0.8), min_size=6, max_size=6),
+       st.floats(0.002, 0.05), st.sampled_from([0.005, 0.01, 0.03]))
+def test_the_answer_is_what_its_tests_say(seed, levels, spread, margin):
+    keys = [key for key, *_ in NETWORKS]
+    compound, singles, trained = contest(np.random.default_rng(seed), dict(zip(keys, levels)),
+                                         spread=spread)
+    verdict = decision.decide(compound, singles, trained, margin=margin)
+    opponents = verdict["opponents"]
+    pairs = [p for o in opponents.values() for p in o["pairs"]]
+    # each opponent's claims are the IUT over its pairs
+    for o in opponents.values():
+        assert o["compound_better"] == all(p["interval"][0] > 0 for p in o["pairs"])
+        assert o["p_single_better"] == max(p["p_single_better"] for p in o["pairs"])
+        assert o["not_worse_by_margin"] == all(p["interval_90"][0] > -margin for p in o["pairs"])
+    winners = decision.holm({k: o["p_single_better"] for k, o in opponents.items()}, 0.025)
+    if verdict["answer"] == "compound":
+        assert all(p["interval"][0] > 0 for p in pairs)
+    elif verdict["answer"] in results.SINGLE_DIMENSIONS:
+        assert verdict["answer"] in winners
+        winner = opponents[verdict["answer"]]
+        assert all(p["interval"][1] < 0 for p in winner["pairs"])
+        assert all(opponents[k]["difference"] >= winner["difference"] for k in winners)
+    elif verdict["answer"] == "equivalent":
+        assert not winners and not all(o["compound_better"] for o in opponents.values())
+        assert all(o["not_worse_by_margin"] for o in opponents.values())
+        assert any(all(p["interval_90"][1] < margin for p in o["pairs"])
+                   for o in opponents.values())
+    else:
+        assert verdict["answer"] == "inconclusive" and not winners
+    # the headline contest is the strongest single dimension's
+    strongest = max(singles, key=lambda k: singles[k].estimate.value)
+    assert verdict["single_dimension"] == strongest
+    assert verdict["interval"] == opponents[strongest]["interval"]
+    assert verdict["detectable_difference"] == max(p["detectable_difference"] for p in pairs)
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(st.integers(0, 2**31 - 1), st.lists(st.floats(0.2, 0.8), min_size=4, max_size=4))
+def test_relabelling_the_single_dimensions_relabels_the_answer(seed, levels):
+    # Depth and resolution are both bracketed: swapping their data swaps their names.
+    keys = ["c", "d-lo", "d-hi", "w"]
+    compound, singles, trained = contest(np.random.default_rng(seed), dict(zip(keys, levels)),
+                                         spread=0.005)
+    swapped = {**trained, "d-lo": trained["r-lo"], "d-hi": trained["r-hi"],
+               "r-lo": trained["d-lo"], "r-hi": trained["d-hi"]}
+    a = decision.decide(compound, singles, trained)
+    again = {k: results.Judged(j.strategy, stats.estimate(j.strategy.terms, swapped))
+             for k, j in singles.items()}
+    b = decision.decide(compound, again, swapped)
+    rename = {"depth": "resolution", "resolution": "depth"}
+    assert b["answer"] == rename.get(a["answer"], a["answer"])
+    assert b["opponents"]["depth"]["difference"] == pytest.approx(
+        a["opponents"]["resolution"]["difference"])
+
+
+def test_the_verdict_text_opens_with_the_answer_and_gives_the_figures_as_computed():
+    rng = np.random.default_rng(47)
+    compound, singles, trained = contest(rng, {"c": 0.62, "depth": 0.5, "width": 0.5,
+                                               "resolution": 0.5})
+    verdict = decision.decide(compound, singles, trained)
+    assert verdict["answer"] == "compound"
+    head = verdict["single_dimension"]
+    chord = stats.difference(compound.strategy.terms, singles[head].strategy.terms, trained)
+    low, high = chord.interval()
+    text = verdict["text"]
+    assert text.startswith("Compound wins. compound ")
+    assert (f"{chord.value * 100:+.1f} points, 95% interval {low * 100:+.1f} to "
+            f"{high * 100:+.1f} (standard error {chord.standard_error * 100:.1f}, t with "
+            f"{chord.degrees_of_freedom:.1f} degrees of freedom)") in text
+    assert verdict["claim"] in text
+    assert f"detected about {verdict['detectable_difference'] * 100:.1f} points" in text
+    assert json_plain(verdict)
+
+
+def json_plain(value) -> bool:
+    import json
+
+    return json.loads(json.dumps(value, allow_nan=False)) == value

@@ -27,7 +27,7 @@ def compare(
     phi: str = typer.Option(..., "--phi", help="Comma-separated phis, e.g. 1,2,3: the compound "
                             "network costs (alpha*beta^2*gamma^2)^phi x the base's FLOPs."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Trainings per network "
-                                        "(default: the study's seeds, at least 2)."),
+                                        "(default: the study's seeds, at least 3)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Depth coefficient "
                                           "(default: the study's best)."),
     beta: Optional[float] = typer.Option(None, "--beta", help="Width coefficient."),

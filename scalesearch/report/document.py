@@ -68,7 +68,7 @@ def blocks(drawn) -> list[Block]:
                               "± is the standard error at the budget (seed noise and the "
                               "sampling error of the evaluation images); FLOPs are fvcore "
                               "multiply-adds of one image.")]
-    out += _configuration(settings)
+    out += answer(summary)
     out += _search(summary, drawn.frame, settings)
     out += _confirmation(summary)
     from scalesearch.report.fidelity import section
@@ -77,6 +77,30 @@ def blocks(drawn) -> list[Block]:
     out += _comparison(drawn)
     out += _figures(drawn)
     out += _environment(drawn.where.folder)
+    out += _configuration(settings)
+    return out
+
+
+def answer(summary: dict) -> list[Block]:
+    """The report's first section: the answer, its interval, what it claims and what would
+    decide it; then the secondary verdicts (other costs), marked so."""
+    verdict = summary["verdict"]
+    out: list[Block] = [("h", 2, "The answer"), ("p", f"**{verdict['text']}**")]
+    if "interval" in verdict:
+        low, high = verdict["interval"]
+        out.append(("list", [
+            f"Answer: {verdict['answer']}. Claim: {verdict['claim']}",
+            f"Compound minus {verdict['single_dimension']} alone (the strongest single "
+            f"dimension): {pct(verdict['difference'])} points, 95% interval {pct(low)} to "
+            f"{pct(high)}; equivalence margin ±{pct(verdict['margin'])} points.",
+            *[f"Against {kind} alone: {pct(o['difference'])} points ({pct(o['interval'][0])} "
+              f"to {pct(o['interval'][1])}), tested on each pair of networks."
+              for kind, o in verdict["opponents"].items()]]))
+    secondary = [v["text"] for v in summary.get("verdicts_by_cost", {}).values()
+                 if v.get("secondary")]
+    if secondary:
+        out.append(("p", "Secondary verdicts (each its own 5% test, not part of the answer):"))
+        out.append(("list", secondary))
     return out
 
 
@@ -145,16 +169,19 @@ def _confirmation(summary: dict) -> list[Block]:
     out.append(("p", f"The search's best compound candidate and each single dimension at the "
                      f"budget, trained again on {confirmation['seeds']} seed(s) each that no "
                      f"search run used, judged on the test split ({noise['images']} images), "
-                     "which nothing was chosen on. The verdict compares compound with the "
-                     f"single dimension the search found best ({confirmation['opponent']})."))
+                     "which nothing was chosen on. The verdict judges compound against each "
+                     "single dimension (the answer is at the top)."))
     out.append(("table", ["strategy", "alpha, beta, gamma", "network(s)", "judged",
                           "test % ± s.e."], _strategy_rows(confirmation["at_budget"], "test")))
-    out.append(("p", f"**{summary['verdict']['text']}**"))
     if noise["seed_std"] is not None:
+        own = noise.get("per_network") or {}
+        spread = (f"; per network from {pct(min(n['seed_std'] for n in own.values()))} to "
+                  f"{pct(max(n['seed_std'] for n in own.values()))}, each on its own runs, "
+                  "which is what the verdict uses" if own else "")
         out.append(("p", f"Seed noise: {pct(noise['seed_std'])} points of test accuracy per "
-                         f"run (pooled, {noise['degrees_of_freedom']} degrees of freedom); "
-                         "the standard errors add the sampling error of the test images, "
-                         "paired between networks judged on the same images."))
+                         f"run (pooled over the networks, {noise['degrees_of_freedom']} degrees "
+                         f"of freedom{spread}); the standard errors add the sampling error of "
+                         "the test images, paired between networks judged on the same images."))
     return out
 
 

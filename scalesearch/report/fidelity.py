@@ -222,4 +222,4 @@ def _interval(c: dict) -> str:
 
 def _answer_cell(verdict: dict) -> str:
     answer = verdict["answer"]
-    return answer if answer in ("compound", "tie", "undecided") else f"{answer} alone"
+    return f"{answer} alone" if answer in ("depth", "width", "resolution") else answer

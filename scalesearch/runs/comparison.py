@@ -11,6 +11,7 @@ from scalesearch.runs.files import Where
 from scalesearch.runs.loading import load_study, stored_config
 from scalesearch.runs.runner import Exporting, Interrupted, load_data, sigterm_as_interrupt
 from scalesearch.search.training import Reporter
+from scalesearch.verdict.decision import MIN_RUNS
 
 
 @dataclass
@@ -93,11 +94,12 @@ def prepare(name: str | None, results_dir: Path, storage: str | None, phi: str,
     existing = stage.load_existing(where.name, cmp.STAGE, study._storage)
     if seeds is None:
         seeds = (existing.user_attrs["seeds"] if existing is not None
-                 else max(2, int(settings.get("seeds", 1))))
+                 else max(MIN_RUNS, int(settings.get("seeds", 1))))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     config = stored_config(where, device)
     identity = {"coefficients": list(coefficients), "seeds": seeds}
     meta = {**identity, "opponent": _opponent(study), "cost": config.cost,
+            "margin": config.margin / 100,
             "identity": identity}
     points = cmp.plan_points(coefficients, phis, _counter(study, config), config.tolerance,
                              names)

@@ -26,7 +26,8 @@ from scalesearch.runs.runner import Exporting, Interrupted, load_data, sigterm_a
 
 DEFAULT_SCHEDULES = "2x,4x"
 DEFAULT_EXTREMES = 2
-ANSWERS = {"compound": "compound wins", "tie": "a tie", "undecided": "undecided"}
+ANSWERS = {"compound": "compound wins", "equivalent": "equivalent",
+           "inconclusive": "inconclusive", "undecided": "undecided"}
 
 
 @dataclass
@@ -110,7 +111,8 @@ def _confirmation(study, where: Where):
                        f"confirmed verdict yet; finish it first (scalesearch worker --name "
                        f"{name}).")
     summary = confirm.summarize(stage.stage_rows(confirmation), confirmation.user_attrs)
-    missing = [k for k in ("compound", summary["opponent"]) if not summary["at_budget"].get(k)]
+    missing = [k for k in ("compound", "depth", "width", "resolution")
+               if not summary["at_budget"].get(k)]
     if missing:
         raise BadInput(f"study {name!r} has no confirmed verdict: its confirmation has no "
                        f"finished {' or '.join(missing)} network at the budget.")
@@ -211,13 +213,14 @@ def run_fidelity(fid: Fidelity, device: str | None, workers: int | None,
     """Train every point of the stage that is not finished, in this process or in worker
     processes (one per GPU slot by default); returns fidelity.json's content. Ctrl-C or
     SIGTERM: finished networks are kept, `Interrupted` is raised."""
-    from scalesearch.runs.processes import WorkersFailed, gpu_slots, run_processes
+    from scalesearch.runs.processes import WorkersFailed, cpu_workers, gpu_slots, run_processes
     from scalesearch.stages import fidelity as fs
     from scalesearch.stages import stage
 
     config = stored_config(fid.where, device)
     slots = gpu_slots(workers_per_gpu, config.device)
-    count = workers if workers is not None else len(slots)
+    count = (workers if workers is not None
+             else len(slots) if slots != [None] else cpu_workers())
 
     def write() -> dict:
         return export(fid.stage, fid.confirmation, fid.where.folder)
@@ -251,6 +254,8 @@ def _answer(verdict: dict) -> str:
 
 
 def _conclusion(summary: dict) -> str:
+    from scalesearch.stages import fidelity as fs
+
     proxy, epochs = summary["proxy"], summary["proxy_epochs"]
     done = [s for s in summary["schedules"] if s["complete"]]
     if not done or not summary["proxy"]["complete"]:
@@ -269,7 +274,15 @@ def _conclusion(summary: dict) -> str:
                    f"({tau['low']:.2f} to {tau['high']:.2f}).")
     shown = ", ".join(str(s["epochs"]) for s in done)
     start = _answer(proxy["verdict"])
+    if done[0]["status"] == fs.NOT_INFORMATIVE:
+        at = "; ".join(f"{_answer(s['verdict'])} at {s['epochs']}" for s in done)
+        return (f"{ranking} Not informative at the proxy: its verdict ({start}) decided "
+                f"nothing, so no longer schedule can confirm it ({at} epochs).")
     if not summary["winner_changes"]:
+        open_at = [str(s["epochs"]) for s in done if s["status"] != fs.HELD]
+        if open_at:
+            return (f"{ranking} The verdict ({start}) was not decided at {', '.join(open_at)} "
+                    f"epochs, so whether it holds with longer training is not known.")
         return f"{ranking} The verdict ({start}) held at {shown} epochs."
     if summary["changes_from"] is not None:
         return (f"{ranking} The verdict changed from {summary['changes_from']} epochs on: "

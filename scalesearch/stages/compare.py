@@ -7,8 +7,9 @@ budget and phi 1 it is the search's own network) and depth, width and resolution
 one network within the tolerance, or two that bracket the budget, interpolated (see
 `scalesearch.search.matching`). Plus the baseline (phi 0). Every network is trained `seeds` times
 on the comparison's own seeds and evaluated on the **test** split, which the search never looked
-at. Per phi the verdict pits compound against the single dimension the search found best (its
-choice made on validation runs), as the confirmation does (`scalesearch.verdict.decision`).
+at. Per phi the verdict pits compound (and every named strategy) against all three single
+dimensions at that budget, as the confirmation does (`scalesearch.verdict.decision`); these
+verdicts are secondary to the study's own (one claim per phi and strategy, each at 5%).
 
 Storage: the stage ``<name>.compare`` (`scalesearch.stages.stage`): points are enqueued once,
 more phis add points, and a re-run trains only what is missing.
@@ -178,10 +179,12 @@ def plan_points(coefficients: tuple[float, float, float], phis: list[float],
 
 
 def summarize(frame: pd.DataFrame, meta: dict) -> dict:
-    """compare.json: per phi each strategy at the budget on the test split, the noise (pooled
-    over every network of the comparison) and, for compound and every other strategy that is
-    not a single dimension, the verdict against the search's best single dimension."""
+    """compare.json: per phi each strategy at the budget on the test split, the noise and, for
+    compound and every other strategy that is not a single dimension, the verdict against the
+    three single dimensions (secondary verdicts)."""
     judged, noise, trained = results.judge(frame, "test")
+    seconds = results.seconds_per_run(frame)
+    margin = meta.get("margin", decision.MARGIN)
     opponent = meta.get("opponent")
     cost = meta.get("cost", "flops")
     at_budget, verdicts, table = {}, [], []
@@ -193,11 +196,11 @@ def summarize(frame: pd.DataFrame, meta: dict) -> dict:
         at_budget[f"{phi:g}"] = {k: (j.entry("test") if j else None) for k, j in best.items()}
         table += [{"phi": phi, **j.entry("test")} for j in here]
         for kind in [k for k in kinds if k not in results.SINGLE_DIMENSIONS]:
-            verdict = decision.decide(best[kind], best.get(opponent), trained, noise,
-                                      more_seeds="--seeds")
+            verdict = decision.decide(best[kind], best, trained, margin, more_seeds="--seeds",
+                                      seconds_per_run=seconds)
             budget = f" ({best[kind].strategy.budget:.2f}x {cost})"
-            verdict["text"] = f"phi {phi:g}{budget}: {verdict['text']}"
-            verdicts.append({"phi": phi, "strategy": kind, **verdict})
+            verdict["text"] = f"Secondary: phi {phi:g}{budget}: {verdict['text']}"
+            verdicts.append({"phi": phi, "strategy": kind, "secondary": True, **verdict})
     baseline = next((j.entry("test") for j in judged if j.strategy.kind == "baseline"), None)
     strategies = results.strategies(frame, "test")
     a, b, g = meta["coefficients"]
@@ -208,7 +211,7 @@ def summarize(frame: pd.DataFrame, meta: dict) -> dict:
         "phis": phis,
         "accuracy": "test",
         "opponent": opponent,
-        "noise": results.noise_entry(noise),
+        "noise": results.noise_entry(noise, trained),
         "baseline": baseline,
         "table": table,
         "at_budget": at_budget,

@@ -3,9 +3,8 @@
 Once the search is complete, the compound candidate it found best and each single dimension at
 the budget (their networks: one within the tolerance, or the two that bracket the budget) are
 trained again, `confirm_seeds` times each, on seeds no search run used, and evaluated on the test
-split, which nothing was chosen on. The verdict compares the confirmed compound network with the
-single dimension the *search* found best (`scalesearch.verdict.decision`); the other two single
-dimensions are confirmed too and reported beside it.
+split, which nothing was chosen on. The verdict judges the confirmed compound network against all
+three single dimensions (`scalesearch.verdict.decision`): compound wins only by beating each.
 
 At equal cost in other costs too (`confirm_costs`): for each further cost (activations, measured
 training time) the same compound direction and the three single dimensions are brought to the
@@ -36,9 +35,11 @@ def cost_of(row, default: str) -> str:
     return cost if isinstance(cost, str) and cost else default
 
 
-def plan(search_frame: pd.DataFrame, seeds: int) -> tuple[dict, list[dict]] | None:
+def plan(search_frame: pd.DataFrame, seeds: int, margin: float = decision.MARGIN
+         ) -> tuple[dict, list[dict]] | None:
     """(meta, points) of the confirmation of a finished search, or None when the search has
-    no compound candidate or no single dimension at the budget to confirm."""
+    no compound candidate or no single dimension at the budget to confirm. `margin` (accuracy
+    fraction) is the equivalence margin its verdicts use."""
     judged, _, _ = results.judge(search_frame, "val")
     chosen = {kind: results.best_of(judged, kind) for kind in results.STRATEGIES}
     singles = {k: j for k, j in chosen.items() if k != "compound" and j is not None}
@@ -56,7 +57,7 @@ def plan(search_frame: pd.DataFrame, seeds: int) -> tuple[dict, list[dict]] | No
             "chosen": {k: (j.strategy.candidate if j else None) for k, j in chosen.items()},
             "direction": [float(compound[k]) for k in ("depth_share", "width_share",
                                                        "resolution_share")],
-            "cost": cost_of(compound, "flops"), "identity": {"seeds": seeds}}
+            "cost": cost_of(compound, "flops"), "margin": margin, "identity": {"seeds": seeds}}
     return meta, points
 
 
@@ -91,28 +92,33 @@ def plan_cost(meta: dict, cost: str, counter, budget: float, tolerance: float) -
 
 def summarize(frame: pd.DataFrame, meta: dict) -> dict:
     """The confirmation's part of summary.json: each strategy at the budget on the test split,
-    the seed noise (pooled over every confirmed network), and the study's verdict; with
-    further costs confirmed, their strategies and verdicts by cost too."""
+    the seed noise (per network, and pooled as a summary), and the study's verdict (the one
+    headline claim, at the study's own cost); with further costs confirmed, their strategies
+    and verdicts by cost too, each marked secondary."""
     judged, noise, trained = results.judge(frame, "test")
     study_cost = meta.get("cost", "flops")
     by_cost: dict[str, list] = {}
     for j in judged:
         by_cost.setdefault(cost_of(j.strategy.rows[0], study_cost), []).append(j)
+    own = study_cost if study_cost in by_cost else next(iter(by_cost), study_cost)
+    seconds = results.seconds_per_run(frame)
+    margin = meta.get("margin", decision.MARGIN)
     at_budget, verdicts = {}, {}
     for cost, group in by_cost.items():
         best = {kind: results.best_of(group, kind) for kind in results.STRATEGIES}
         at_budget[cost] = {k: (j.entry("test") if j else None) for k, j in best.items()}
-        verdict = decision.decide(best["compound"], best.get(meta["opponent"]), trained, noise,
-                                  more_seeds="--confirm-seeds")
-        verdicts[cost] = {**verdict, "text": f"At equal {COST_NAMES[cost]}: {verdict['text']}"}
-    own = study_cost if study_cost in verdicts else next(iter(verdicts), study_cost)
+        verdict = decision.decide(best["compound"], best, trained, margin,
+                                  more_seeds="--confirm-seeds", seconds_per_run=seconds)
+        label = "" if cost == own else "Secondary: "
+        verdicts[cost] = {**verdict, "secondary": cost != own,
+                          "text": f"{label}At equal {COST_NAMES[cost]}: {verdict['text']}"}
     return {
         "accuracy": "test",
         "seeds": meta["seeds"],
         "opponent": meta["opponent"],
         "cost": own,
         "at_budget": at_budget.get(own, {}),
-        "noise": results.noise_entry(noise),
+        "noise": results.noise_entry(noise, trained),
         "verdict": verdicts.get(own, dict(results.PENDING)),
         "verdicts_by_cost": verdicts,
         "at_budget_by_cost": at_budget,

@@ -29,8 +29,9 @@ spread of the network means and through the seed resampling. At a true 0.9 with 
 Spearman's covers only 87% (Kendall's 94%): the attenuation outgrows the interval. Choosing
 the best and worst candidates spreads the networks out, which raises a rank correlation
 compared with a random set of networks. The verdict at each schedule
-is the confirmation's: the same compound and single-dimension networks (the opponent the search
-chose), the same statistics (`decision.decide`).
+is the confirmation's: the same compound and single-dimension networks, the same statistics
+(`decision.decide`), marked secondary; a schedule "held" the proxy's verdict only when both were
+decided (a win or equivalence) and agree (`schedule_status`).
 
 Storage: the stage ``<name>.fidelity`` (`scalesearch.stages.stage`); point ids carry the
 schedule, so a schedule added later adds only its points.
@@ -185,6 +186,7 @@ def plan(search_frame: pd.DataFrame, confirm_points: list[dict], confirm_meta: d
         points += [_point(row, epochs, role) for role, row in others]
     identity = {"seeds": seeds, "extremes": extremes, "proxy_epochs": proxy_epochs}
     meta = {**identity, "opponent": confirm_meta["opponent"], "chosen": confirm_meta["chosen"],
+            "margin": confirm_meta.get("margin", decision.MARGIN),
             "selected": selected, "identity": identity}
     return meta, points
 
@@ -261,42 +263,59 @@ def proxy_runs(frame: pd.DataFrame, confirm_frame: pd.DataFrame, proxy_epochs: i
 def judge_schedule(here: pd.DataFrame, proxies: dict, meta: dict, seed: int = 0) -> dict:
     """One schedule's rows judged: the rank correlations between the proxy's and this
     schedule's accuracies over the networks measured at both, and the verdict with the
-    confirmation's networks, opponent and statistics; each chosen strategy at the budget."""
+    confirmation's networks and statistics; each chosen strategy at the budget."""
     longer = runs_by_network(here)
     keys = [k for k in longer if k in proxies]
     found = rank_correlations([proxies[k][0] for k in keys], [longer[k] for k in keys],
                               seed=seed)
     judged, noise, trained = results.judge(here, "test")
     by_id = {j.strategy.candidate: j for j in judged}
-    chosen, opponent = meta["chosen"], meta["opponent"]
-    verdict = decision.decide(by_id.get(chosen["compound"]), by_id.get(chosen.get(opponent)),
-                              trained, noise, more_seeds="--seeds")
+    chosen = meta["chosen"]
+    verdict = decision.decide(by_id.get(chosen["compound"]),
+                              {k: by_id.get(chosen.get(k)) for k in results.SINGLE_DIMENSIONS},
+                              trained, meta.get("margin", decision.MARGIN), more_seeds="--seeds",
+                              seconds_per_run=results.seconds_per_run(here))
     wanted = {**chosen, "baseline": meta["selected"]["baseline"]}
     at_budget = {kind: (by_id[c].entry("test") if c in by_id else None)
                  for kind, c in wanted.items()}
     others = [{"role": role, **by_id[c].entry("test")}
               for role in ("best", "worst") for c in meta["selected"][role] if c in by_id]
     return {**found, "at_budget": at_budget, "others": others,
-            "noise": results.noise_entry(noise), "verdict": verdict}
+            "noise": results.noise_entry(noise, trained),
+            "verdict": {**verdict, "secondary": True}}
+
+
+HELD, CHANGED, UNDECIDED_HERE, NOT_INFORMATIVE = (
+    "held", "changed", "not decided at this length", "not informative at the proxy")
+
+
+def schedule_status(proxy_answer: str, answer: str) -> str:
+    """How a longer schedule's verdict bears on the proxy's: ``held`` only when both were
+    decided (a win or equivalence) and agree; ``changed`` when both were decided and differ;
+    otherwise the proxy was not decided (``not informative at the proxy``: nothing can hold)
+    or this length was not (``not decided at this length``)."""
+    if proxy_answer not in decision.DECIDED:
+        return NOT_INFORMATIVE
+    if answer not in decision.DECIDED:
+        return UNDECIDED_HERE
+    return HELD if answer == proxy_answer else CHANGED
 
 
 def verdict_changes(schedules: list[dict], proxy_answer: str) -> dict:
-    """Whether each finished schedule's verdict is the proxy's, and from which schedule on it
-    differs for good."""
+    """Each finished schedule's status against the proxy's verdict (`schedule_status`), and
+    from which schedule on it differs for good."""
     for s in schedules:
-        answer = s["verdict"]["answer"]
-        s["held"] = answer == proxy_answer
-        decided = ("tie", "undecided")
-        s["reversed"] = (proxy_answer not in decided and answer not in decided
-                         and answer != proxy_answer)
+        s["status"] = schedule_status(proxy_answer, s["verdict"]["answer"])
+        s["held"] = s["status"] == HELD
+        s["reversed"] = s["status"] == CHANGED
     done = [s for s in schedules if s["complete"]]
     changes_from = None
     for s in reversed(done):
-        if s["held"]:
+        if not s["reversed"]:
             break
         changes_from = s["epochs"]
-    return {"winner_changes": any(not s["held"] for s in done),
-            "first_change": next((s["epochs"] for s in done if not s["held"]), None),
+    return {"winner_changes": any(s["reversed"] for s in done),
+            "first_change": next((s["epochs"] for s in done if s["reversed"]), None),
             "changes_from": changes_from}
 
 

@@ -10,7 +10,8 @@ rest:
   networks it is judged by: one network at the budget, or two that bracket it with the weights
   that interpolate its accuracy at the budget linearly in log FLOPs;
 - `judge`: every complete strategy's accuracy at the budget with its standard error
-  (`scalesearch.verdict.stats`: seed noise pooled over the networks, paired image noise).
+  (`scalesearch.verdict.stats`: each network's own seed noise, the pooled noise for networks
+  trained once, paired image noise).
 
 `search_summary` reduces a search to ``summary.json``; `write_outputs` is the only function
 that touches files.
@@ -206,9 +207,23 @@ def best_of(judged: list[Judged], kind: str) -> Judged | None:
     return max(pool, key=lambda j: j.estimate.value) if pool else None
 
 
-def noise_entry(noise: stats.SeedNoise) -> dict:
-    return {"seed_std": noise.seed_std if noise.measured else None,
-            "degrees_of_freedom": noise.degrees_of_freedom, "images": noise.images}
+def noise_entry(noise: stats.SeedNoise, trained: dict[str, np.ndarray] | None = None) -> dict:
+    """The seed noise for summary.json: pooled over the networks trained more than once (a
+    summary), and with `trained` each such network's own standard deviation over its runs
+    (what the verdict uses)."""
+    entry = {"seed_std": noise.seed_std if noise.measured else None,
+             "degrees_of_freedom": noise.degrees_of_freedom, "images": noise.images}
+    if trained is not None:
+        own = {key: stats.network_noise(m) for key, m in trained.items()}
+        entry["per_network"] = {key: {"seed_std": n.seed_std, "runs": n.degrees_of_freedom + 1}
+                                for key, n in own.items() if n.measured}
+    return entry
+
+
+def seconds_per_run(frame: pd.DataFrame) -> float | None:
+    """The mean wall-clock seconds of one complete training in the rows (None without)."""
+    done = frame[(frame["state"] == "complete") & frame["seconds"].notna()]
+    return float(done["seconds"].mean()) if len(done) else None
 
 
 PENDING = {"answer": "undecided", "text": "No verdict yet: the confirmation on fresh seeds runs "

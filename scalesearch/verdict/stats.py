@@ -1,4 +1,5 @@
-"""The statistics of a verdict: accuracies judged on the same images, both noise sources counted.
+"""The statistics of a verdict: accuracies judged on the same images, both noise sources counted,
+each network with the seed noise of its own runs.
 
 Model (a two-way crossed design, images x training seeds). Network j trained k_j times and judged
 on the same n images gives a 0/1 matrix c_j of shape (k_j, n): seed s got image i right or not.
@@ -7,26 +8,34 @@ Its accuracy is the mean of c_j. An *estimate* is a weighted sum of networks' ac
 networks that bracket it, weights of both signs for a difference between two strategies. With
 e_i = sum_j w_j mean_s c_j[s, i] (image i's seed-averaged, weighted score) its variance is
 
-    seeds:  sum_j w_j^2 S^2 / k_j
-    images: max(0, Var(e) - sum_j w_j^2 M / k_j) / n
+    seeds:  sum_j w_j^2 S_j^2 / k_j
+    images: max(0, Var(e) - sum_j w_j^2 M_j / k_j) / n
 
-- S^2 is the between-seed variance of one run's accuracy on these images (training noise as
-  the user sees it: a seed moves the accuracy), pooled over every network trained twice or
-  more (one recipe, one level of noise), with sum (k_j - 1) degrees of freedom. Where it is
-  implausibly small it is raised to the 5th percentile of what the image-by-seed flips alone
-  (M / n) would give: two seeds that happen to agree do not make training noise vanish.
-- M is the image x seed interaction mean square, pooled the same way: how much a seed flips
-  single images. Var(e) / n would count that part of seed noise a second time, so it is taken
-  out; what is left is the sampling error of the evaluation images, the error that more images
+- S_j^2 is the between-seed variance of one run's accuracy of network j on these images
+  (training noise as the user sees it: a seed moves the accuracy), from network j's own runs,
+  with k_j - 1 degrees of freedom. It is not pooled over networks: short trainings are not one
+  level of noise (one network's seeds can land on either side of a learning transition, 20
+  points apart, while another's agree to half a point), and a pooled value makes the compared
+  pair look quieter or noisier than it is. S_j^2 is never taken below M_j / n, the variance
+  that network j's image-by-seed flips alone give a run's accuracy: a run's variance is that
+  plus whatever a seed moves the whole run, so a smaller S_j^2 is sampling luck (two seeds
+  that happen to agree do not make training noise vanish). A network trained once has no noise
+  of its own; it takes a *fallback* (the pooled noise of the networks that do, `seed_noise`),
+  which describes the search's single runs but never decides a verdict
+  (`scalesearch.verdict.decision` requires two runs of every network it compares).
+- M_j is network j's image x seed interaction mean square: how much a seed flips single
+  images. Var(e) / n would count that part of seed noise a second time, so it is taken out;
+  what is left is the sampling error of the evaluation images, the error that more images
   would shrink and more seeds would not. Two networks judged on the same images enter through
   the same e_i, so a difference is *paired* (McNemar's idea, generalised to means over seeds and
   to interpolations): images on which both are right or both wrong cost nothing.
 
-Degrees of freedom: Welch-Satterthwaite over the two parts. The seed part has sum (k_j - 1). The
-image part's come from the kurtosis of e (2 s^4 / Var(s^2)): when only m images differ between
-two networks, e is mostly zeros and that is about 2 m, not n, so a difference of a few images is
-judged with the few images it rests on. The test is two-sided at 5% on the t distribution;
-`detectable` is the difference it would find with 80% power, (t_crit + 0.84) x standard error.
+Degrees of freedom: Welch-Satterthwaite over the parts, each network's seed part with k_j - 1.
+The image part's come from the kurtosis of e (2 s^4 / Var(s^2)): when only m images differ
+between two networks, e is mostly zeros and that is about 2 m, not n, so a difference of a few
+images is judged with the few images it rests on. Intervals and tests use the t distribution;
+`detectable` is the difference a two-sided 5% test finds with 80% power,
+(t_crit + 0.84) x standard error.
 
 Pure functions of numpy arrays; scipy only for the t distribution.
 """
@@ -43,9 +52,9 @@ import numpy as np
 # Imported with this module, not on first use: scipy.stats takes a second to import, and a
 # Ctrl-C that lands inside a first import leaves it half-initialised for the export that
 # follows the interrupt.
-from scipy.stats import chi2, t
+from scipy.stats import t
 
-LEVEL = 0.05  # two-sided test level of every verdict
+LEVEL = 0.05  # two-sided level of every interval and test (2.5% on each side)
 ROUNDING = 1e-15  # variances below this are float rounding of an exact zero
 POWER_Z = 0.8416  # z of 80% power, for the detectable difference
 
@@ -54,11 +63,11 @@ Terms = Sequence[tuple[float, str]]  # (weight, network key)
 
 @dataclass(frozen=True)
 class SeedNoise:
-    """Training-seed noise pooled over the networks trained more than once."""
+    """Training-seed noise of one network, or pooled over several (`seed_noise`)."""
 
     between: float  # S^2: between-seed variance of one run's accuracy
     interaction: float  # M: image x seed interaction mean square (0/1 scale)
-    degrees_of_freedom: int  # sum of (seeds - 1) over the networks pooled
+    degrees_of_freedom: int  # seeds - 1, summed over the networks pooled
     images: int  # n, the evaluation images the networks were judged on
 
     @property
@@ -67,37 +76,44 @@ class SeedNoise:
 
     @property
     def run_variance(self) -> float:
-        """S^2, floored where it is implausibly small: below the 5th percentile of what the
-        image x seed flips alone would give (M / n times chi2_0.05(dof) / dof). Seeds that
-        agree by chance, or to the last image, do not make training noise vanish."""
+        """S^2, but never below M / n: the image x seed flips alone give a run's accuracy that
+        variance, and a run's true variance is that plus the seed's shift of the whole run.
+        Seeds that agree by chance, or to the last image, do not make training noise vanish."""
         if not self.measured:
             return 0.0
-        return max(self.between, _floor(self.degrees_of_freedom) * self.interaction / self.images)
+        return max(self.between, self.interaction / self.images)
 
     @property
     def seed_std(self) -> float:
-        """Pooled seed standard deviation of accuracy, as the verdict uses it."""
+        """Seed standard deviation of accuracy, as the verdict uses it."""
         return math.sqrt(self.run_variance)
 
 
 NO_NOISE = SeedNoise(0.0, 0.0, 0, 0)
 
 
-@functools.lru_cache(maxsize=256)
-def _floor(dof: int) -> float:
-    """chi2_0.05(dof) / dof: the 5th percentile of a variance estimate over its mean."""
-    return float(chi2.ppf(0.05, dof) / dof)
+@functools.lru_cache(maxsize=4096)
+def critical(dof: float, level: float = LEVEL) -> float:
+    """t quantile of a two-sided test at `level` (one side: level / 2)."""
+    return float(t.ppf(1 - level / 2, max(dof, 1e-9)))
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A weighted sum of accuracies with its standard error."""
+    """A weighted sum of accuracies with its standard error.
+
+    ``seed_parts`` keeps, per network, (w^2 S^2, runs): its seed part is w^2 S^2 / runs, with
+    runs - 1 degrees of freedom (a network that took the fallback noise has the fallback's
+    degrees of freedom + 1 as its runs). `with_seeds` and `with_images` use them to say what
+    more runs or more images would give."""
 
     value: float
     standard_error: float
     degrees_of_freedom: float
     image_variance: float
     seed_variance: float
+    seed_parts: tuple[tuple[float, int, int], ...] = ()  # (w^2 S^2, runs, dof) per network
+    image_dof: float = math.inf
 
     @property
     def p_value(self) -> float:
@@ -106,15 +122,59 @@ class Estimate:
             return 1.0 if self.value == 0 else 0.0
         return float(2 * t.sf(abs(self.value) / self.standard_error, self.degrees_of_freedom))
 
+    def p_above(self, bound: float = 0.0) -> float:
+        """One-sided p-value of the hypothesis that the true value is at most `bound` (small
+        when the estimate is clearly above it)."""
+        if self.standard_error <= 0:
+            return 0.0 if self.value > bound else 1.0
+        return float(t.sf((self.value - bound) / self.standard_error, self.degrees_of_freedom))
+
+    def p_below(self, bound: float = 0.0) -> float:
+        """One-sided p-value of the hypothesis that the true value is at least `bound`."""
+        if self.standard_error <= 0:
+            return 0.0 if self.value < bound else 1.0
+        return float(t.cdf((self.value - bound) / self.standard_error,
+                           self.degrees_of_freedom))
+
+    def interval(self, level: float = LEVEL) -> tuple[float, float]:
+        """The two-sided (1 - level) confidence interval, t distribution."""
+        half = critical(self.degrees_of_freedom, level) * self.standard_error
+        return self.value - half, self.value + half
+
     @property
     def critical(self) -> float:
         """t_crit of the two-sided 5% test at this estimate's degrees of freedom."""
-        return float(t.ppf(1 - LEVEL / 2, max(self.degrees_of_freedom, 1e-9)))
+        return critical(self.degrees_of_freedom)
 
     @property
     def detectable(self) -> float:
-        """The smallest true difference the test finds with 80% power."""
+        """The smallest true difference the two-sided 5% test finds with 80% power."""
         return (self.critical + POWER_Z) * self.standard_error
+
+    def with_seeds(self, runs: int) -> Estimate:
+        """The same estimate had every network been trained at least `runs` times, with the
+        noise measured now (seed parts shrink as 1 / runs, and gain degrees of freedom)."""
+        parts = tuple((v, max(k, runs), max(d, runs - 1)) for v, k, d in self.seed_parts)
+        return _combine(self.value, self.image_variance, self.image_dof, parts)
+
+    def with_images(self, factor: float) -> Estimate:
+        """The same estimate judged on `factor` times as many images of the same kind."""
+        return _combine(self.value, self.image_variance / factor, self.image_dof * factor,
+                        self.seed_parts)
+
+
+def _combine(value: float, image_var: float, image_dof: float,
+             seed_parts: tuple[tuple[float, int, int], ...]) -> Estimate:
+    """An estimate from its parts: the variance sum and Welch-Satterthwaite degrees of
+    freedom over the image part and each network's seed part."""
+    seed_var = sum(v / k for v, k, _ in seed_parts)
+    total = image_var + seed_var
+    if total <= 0:  # nothing varies: no error, whatever more runs or images would do
+        return Estimate(value, 0.0, math.inf, 0.0, 0.0)
+    parts = image_var**2 / image_dof if image_var > 0 else 0.0
+    parts += sum((v / k) ** 2 / d for v, k, d in seed_parts if v > 0)
+    dof = total**2 / parts if parts > 0 else math.inf
+    return Estimate(value, math.sqrt(total), dof, image_var, seed_var, seed_parts, image_dof)
 
 
 def as_matrix(correct: np.ndarray | Sequence[Sequence[bool]]) -> np.ndarray:
@@ -140,8 +200,20 @@ def _seed_parts(matrix: np.ndarray) -> tuple[float, float]:
             interaction if interaction > ROUNDING else 0.0)
 
 
+def network_noise(correct: np.ndarray) -> SeedNoise:
+    """The seed noise of one network from its own runs (NO_NOISE-like, 0 degrees of freedom,
+    for a network trained once)."""
+    matrix = as_matrix(correct)
+    k, n = matrix.shape
+    if k < 2:
+        return SeedNoise(0.0, 0.0, 0, n)
+    between, interaction = _seed_parts(matrix)
+    return SeedNoise(between, interaction, k - 1, n)
+
+
 def seed_noise(networks: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> SeedNoise:
-    """Pooled seed noise of the networks with two or more seeds (see the module docstring).
+    """Seed noise pooled over the networks with two or more seeds: a description of a study's
+    noise as a whole, and the fallback for networks trained once (see the module docstring).
 
     All networks must have been judged on the same number of images."""
     matrices = networks.values() if isinstance(networks, Mapping) else networks
@@ -188,11 +260,13 @@ def merge(terms: Terms) -> dict[str, float]:
     return {key: weight for key, weight in merged.items() if weight != 0.0}
 
 
-def estimate(terms: Terms, networks: Mapping[str, np.ndarray], noise: SeedNoise) -> Estimate:
+def estimate(terms: Terms, networks: Mapping[str, np.ndarray],
+             fallback: SeedNoise = NO_NOISE) -> Estimate:
     """The weighted sum of the networks' accuracies named by `terms`, with its standard error.
 
-    Every network must have been judged on the same images (same n, same order); without
-    measured seed noise (`noise.measured` false) the seed part is left out."""
+    Each network's seed noise is its own (`network_noise`); a network trained once takes
+    `fallback` (without measured noise there, its seed part is left out). Every network must
+    have been judged on the same images (same n, same order)."""
     weights = merge(terms)
     if not weights:
         return Estimate(0.0, 0.0, math.inf, 0.0, 0.0)
@@ -204,28 +278,68 @@ def estimate(terms: Terms, networks: Mapping[str, np.ndarray], noise: SeedNoise)
     scores = sum(w * matrices[key].mean(axis=0) for key, w in weights.items())  # (n,)
     value = float(scores.mean())
     value = 0.0 if abs(value) < ROUNDING else value
-    per_seed = sum(w**2 / matrices[key].shape[0] for key, w in weights.items())
-    seed_var = noise.run_variance * per_seed  # 0 where the noise was not measured
-    image_var = 0.0
+    seed_parts, flips = [], 0.0
+    for key, w in weights.items():
+        k = matrices[key].shape[0]
+        noise = network_noise(matrices[key]) if k > 1 else fallback
+        if noise.measured:
+            flips += w**2 * noise.interaction / k
+            seed_parts.append((w**2 * noise.run_variance, k, noise.degrees_of_freedom))
+    image_var, image_dof = 0.0, math.inf
     if n > 1:
-        flips = noise.interaction * per_seed if noise.measured else 0.0
         spread = float(scores.var(ddof=1))
         image_var = max(0.0, (spread if spread > ROUNDING else 0.0) - flips) / n
-    total = image_var + seed_var
-    if total <= 0:
-        return Estimate(value, 0.0, math.inf, 0.0, 0.0)
-    parts = 0.0
-    if image_var > 0:
-        parts += image_var**2 / _image_dof(scores)
-    if seed_var > 0:
-        parts += seed_var**2 / noise.degrees_of_freedom
-    return Estimate(value, math.sqrt(total), total**2 / parts, image_var, seed_var)
+        if image_var > 0:
+            image_dof = _image_dof(scores)
+    return _combine(value, image_var, image_dof, tuple(seed_parts))
 
 
 def difference(first: Terms, second: Terms, networks: Mapping[str, np.ndarray],
-               noise: SeedNoise) -> Estimate:
+               fallback: SeedNoise = NO_NOISE) -> Estimate:
     """`first` minus `second`, paired over the images both were judged on."""
-    return estimate([*first, *((-w, key) for w, key in second)], networks, noise)
+    return estimate([*first, *((-w, key) for w, key in second)], networks, fallback)
+
+
+def runs_for(target: float, estimates: Sequence[Estimate], most: int = 1000) -> int | None:
+    """The fewest runs per network that bring every estimate's detectable difference to
+    `target` or below, with the noise measured now; None when more runs cannot (the image
+    part alone is too large) or it takes more than `most`."""
+    if not estimates:
+        return None
+    low = max(max((k for _, k, _ in e.seed_parts), default=1) for e in estimates)
+    if all(e.detectable <= target for e in estimates):
+        return low
+    if any(e.with_seeds(most).detectable > target for e in estimates):
+        return None
+    high = most
+    while high - low > 1:  # detectable shrinks as runs grow: bisect
+        mid = (low + high) // 2
+        if all(e.with_seeds(mid).detectable <= target for e in estimates):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def images_for(target: float, estimates: Sequence[Estimate], most: float = 1000.0
+               ) -> float | None:
+    """The factor on the evaluation images that, with the runs there are, brings every
+    estimate's detectable difference to `target` or below; None beyond `most` (seed noise
+    alone is too large)."""
+    if not estimates:
+        return None
+    if all(e.detectable <= target for e in estimates):
+        return 1.0
+    if any(e.with_images(most).detectable > target for e in estimates):
+        return None
+    low, high = 1.0, most
+    while high / low > 1.01:
+        mid = math.sqrt(low * high)
+        if all(e.with_images(mid).detectable <= target for e in estimates):
+            high = mid
+        else:
+            low = mid
+    return high
 
 
 def interpolation_weights(ratios: Sequence[float], target: float) -> list[float]:
