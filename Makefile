@@ -4,12 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-workers bench-gpu mutation clean
+.PHONY: run test lint bench bench-proxy bench-verdict bench-workers bench-gpu mutation clean
+
+# --no-compile: pip would byte-compile every file of torch and its companions (about two of
+# the three minutes an install takes on 2 cores); the modules scalesearch imports are compiled
+# instead, once, by importing them with bytecode writing on.
+WARM := scalesearch.runs.runner, scalesearch.runs.comparison, scalesearch.runs.fidelity, \
+	scalesearch.train.trainer, scalesearch.train.bench, scalesearch.net.complexity, \
+	scalesearch.report.document, scalesearch.report.figures, scalesearch.cli, fvcore.nn, \
+	matplotlib.pyplot, scipy.stats, scipy.stats.qmc, optuna.storages, pytest, hypothesis
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-compile -e '.[dev]'
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -W ignore -c "import $(WARM)"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -29,6 +38,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/scalesearch bench
+
+# The default study's proxy: seed noise of its finalists, headroom at 8x the epochs (~30 min).
+bench-proxy: $(STAMP)
+	$(BIN)/python benchmarks/proxy_noise.py $(BENCH_ARGS)
+
+# The verdict's false wins under seven kinds of null noise, 2,000 studies each, and its power.
+bench-verdict: $(STAMP)
+	$(BIN)/python benchmarks/verdict_calibration.py $(BENCH_ARGS)
 
 bench-workers: $(STAMP)
 	$(BIN)/python benchmarks/workers.py

@@ -18,7 +18,7 @@ Writes one JSON file (--out, default results/bench-gpu.json) and prints one tabl
   one's end (worker start-up excluded). Floor: 4 workers >= 2x the trials per minute of 1.
 - study: a 20-candidate x 10-epoch search (the baseline, the three corners and 16 sampled
   candidates; default budget and base) on a CIFAR-sized training set: the synthetic set drawn
-  at 50,000 training images (its default is 4,000, `data.synthetic.SPLIT_SIZES`, so this
+  at 50,000 training images (its default is 10,000, `data.synthetic.SPLIT_SIZES`, so this
   loads it through `data.load.load_synthetic` with the sizes, in worker processes run the
   way `scalesearch run --workers N` runs them). Wall time from the workers' start to the
   search's end (the confirmation stage is not run), and the GPU's mean utilisation over it
@@ -551,7 +551,8 @@ def search_worker(args) -> int:
         with sigterm_as_interrupt():
             study = open_study(Where(args.name, Path(args.results_dir)), config, create=False)
             data = _load_synthetic(args.data_dir, config.seed, sizes)
-            run_worker(study, config, data.cut(config.train_images, config.val_images),
+            run_worker(study, config, data.cut(config.train_images, config.val_images,
+                                               config.test_images),
                        Reporter())
     except KeyboardInterrupt:
         return 130

@@ -46,9 +46,11 @@ def examples(wanted: int) -> int:
 MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
-# A tiny study: a quarter-depth, quarter-width B0 at 16 px, 128 training images, 1 epoch.
+# A tiny study: a quarter-depth, quarter-width B0 at 16 px, 128 training, 64 validation and
+# 200 test images, 1 epoch.
 TINY = ["--budget", "2x", "--base-depth", "0.25", "--base-width", "0.25", "--base-resolution",
-        "16", "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--epochs",
+        "16", "--train-images", "128", "--val-images", "64",
+        "--test-images", "200", "--batch-size", "32", "--epochs",
         "1", "--device", "cpu"]
 # With the grid sampler at step 0.5 and one searched candidate: the baseline (2 seeds), the
 # three corners and one compound point.

@@ -129,11 +129,12 @@ def test_show_prints_one_row_per_trial_with_its_accuracy_and_the_verdict(finishe
     baseline = next(r for r in rows if r[column["kind"]] == "baseline")
     assert baseline[column["seeds"]] == "2" and "±" in baseline[column["val acc"]]
 
-    # The verdict, on a line of its own after the table: the one summary.json holds.
+    # The answer first: the verdict summary.json holds, on a line of its own before the table.
     summary = pd.read_json(finished_study / "summary.json", typ="series")
     lines = out.stdout.splitlines()
-    after = lines[max(i for i, line in enumerate(lines) if line.startswith("└")) + 1:]
-    assert summary["verdict"]["text"] in after, after
+    before = lines[:min(i for i, line in enumerate(lines) if line.startswith("┏"))]
+    assert summary["verdict"]["text"] in before, before
+    assert lines[0] == summary["verdict"]["text"]
 
 
 def test_show_json_is_the_summary(finished_study):

@@ -26,7 +26,7 @@ from scalesearch.train import timing
 from scalesearch.train.config import TrainConfig
 
 TINY = {"base_depth": 0.25, "base_width": 0.25, "base_resolution": 16, "train_images": 128,
-        "val_images": 64, "batch_size": 32, "epochs": 1, "device": "cpu"}
+        "val_images": 64, "test_images": 200, "batch_size": 32, "epochs": 1, "device": "cpu"}
 
 
 def fake_time(spec, num_classes, config):

@@ -91,10 +91,13 @@ def test_synthetic_is_deterministic_and_balanced():
     assert digest != hashlib.sha256(other.numpy().tobytes()).hexdigest()
     side = synthetic.BASE_RESOLUTION
     assert images.shape == (60, 3, side, side) and images.dtype == torch.uint8
-    assert torch.bincount(labels, minlength=10).tolist() == [6] * 10
+    classes = len(synthetic.CLASSES)
+    counts = torch.bincount(labels, minlength=classes).tolist()
+    assert counts == [60 // classes + (c < 60 % classes) for c in range(classes)]
     assert len(image_hashes(images)) == 60
-    with pytest.raises(ValueError, match="multiple of 10"):
-        synthetic.generate_split(seed=0, split="train", size=55)
+    for size in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="size must be a whole number above 0"):
+            synthetic.generate_split(seed=0, split="train", size=size)
     for side in (15, 2049, 40.0):
         with pytest.raises(ValueError, match="side"):
             synthetic.generate_split(seed=0, split="train", size=10, side=side)
@@ -118,18 +121,20 @@ def test_noise_is_per_image_and_side_and_deterministic():
 
 def test_synthetic_splits_disjoint_and_cache_reused(tmp_path, monkeypatch):
     first = load_synthetic(tmp_path, seed=3, sizes=SMALL)
-    assert first.name == "synthetic" and first.num_classes == 10
-    assert first.classes == list(synthetic.CLASSES) and first.base_resolution == 40
+    classes = len(synthetic.CLASSES)
+    assert first.name == "synthetic" and first.num_classes == classes
+    assert first.classes == list(synthetic.CLASSES) and first.base_resolution == 36
     hashes = []
     for split, size in zip((first.train, first.val, first.test), SMALL.values()):
-        assert_split_shapes(split, 40)
-        assert torch.bincount(split.labels, minlength=10).tolist() == [size // 10] * 10
+        assert_split_shapes(split, 36)
+        counts = torch.bincount(split.labels, minlength=classes)
+        assert counts.max() - counts.min() <= 1 and counts.sum() == size
         hashes.append(image_hashes(split.images))
     assert not (hashes[0] & hashes[1] or hashes[0] & hashes[2] or hashes[1] & hashes[2])
     drawn = first.at_resolution(56)
     names = sorted(path.name for path in tmp_path.glob("synthetic-*.pt"))
     stem = f"synthetic-v{synthetic.VERSION}-3-train60-val20-test20"
-    assert names == [f"{stem}-40px.pt", f"{stem}-56px.pt"]
+    assert names == [f"{stem}-36px.pt", f"{stem}-56px.pt"]
     mtimes = {path: path.stat().st_mtime_ns for path in tmp_path.glob("synthetic-*.pt")}
 
     def must_not_draw(*args, **kwargs):
@@ -145,15 +150,15 @@ def test_synthetic_splits_disjoint_and_cache_reused(tmp_path, monkeypatch):
 
 def test_synthetic_default_sizes_and_cache_name(tmp_path):
     dataset = load_dataset("synthetic", data_dir=tmp_path, seed=0)
-    assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (4000, 1000, 1000)
-    assert (tmp_path / f"synthetic-v{synthetic.VERSION}-0-40px.pt").is_file()
+    assert (len(dataset.train), len(dataset.val), len(dataset.test)) == (10000, 5000, 10000)
+    assert (tmp_path / f"synthetic-v{synthetic.VERSION}-0-36px.pt").is_file()
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path):
     stem = f"synthetic-v{synthetic.VERSION}-0-train60-val20-test20"
     first = load_synthetic(tmp_path, seed=0, sizes=SMALL).at_resolution(48)
-    for side in (40, 48):
+    for side in (36, 48):
         (tmp_path / f"{stem}-{side}px.pt").write_bytes(b"not a torch file")
     with pytest.warns(UserWarning, match="unreadable cache"):
         dataset = load_synthetic(tmp_path, seed=0, sizes=SMALL)
@@ -167,11 +172,11 @@ def test_corrupt_cache_is_rebuilt(tmp_path):
 
 def test_at_resolution_memoises_and_keeps_splits(tmp_path):
     data = load_synthetic(tmp_path, seed=0, sizes=SMALL)
-    assert data.at_resolution(40) is data
+    assert data.at_resolution(36) is data
     view = data.at_resolution(56)
     assert view is data.at_resolution(56) and view is not data
-    assert view.at_resolution(40) is data and view.at_resolution(56) is view
-    assert (view.classes, view.base_resolution, view.name) == (data.classes, 40, "synthetic")
+    assert view.at_resolution(36) is data and view.at_resolution(56) is view
+    assert (view.classes, view.base_resolution, view.name) == (data.classes, 36, "synthetic")
     for drawn, stored in zip((view.train, view.val, view.test), (data.train, data.val, data.test)):
         assert_split_shapes(drawn, 56)
         assert torch.equal(drawn.labels, stored.labels)
@@ -192,7 +197,7 @@ def test_cut_keeps_drawing(tmp_path):
     assert (len(cut.train), len(cut.val), len(cut.test)) == (30, 10, 20)
     assert torch.equal(cut.train.images, data.train.images[:30])
     drawn = cut.at_resolution(48)
-    assert drawn is cut.at_resolution(48) and drawn.at_resolution(40) is cut
+    assert drawn is cut.at_resolution(48) and drawn.at_resolution(36) is cut
     full = data.at_resolution(48)
     assert (len(drawn.train), len(drawn.val), len(drawn.test)) == (30, 10, 20)
     assert torch.equal(drawn.train.images, full.train.images[:30])
@@ -203,6 +208,33 @@ def test_cut_keeps_drawing(tmp_path):
     assert (len(again.train), len(again.val)) == (30, 5)
     assert (len(full.cut(20, None).at_resolution(64).train)) == 20
     assert (len(data.cut(None, None).at_resolution(64).train)) == 60
+    # the test split too
+    tested = data.cut(None, None, 7)
+    assert len(tested.test) == 7 and len(tested.at_resolution(64).test) == 7
+    assert torch.equal(tested.at_resolution(48).test.images, full.test.images[:7])
+    plain = ImageDataset("x", ["a"], data.train, data.val, data.test, 36).cut(5, 4, 3)
+    assert (len(plain.train), len(plain.val), len(plain.test)) == (5, 4, 3)
+    assert torch.equal(plain.test.labels, data.test.labels[:3])
+
+
+def test_a_study_draws_only_the_synthetic_images_it_uses(tmp_path, monkeypatch):
+    from scalesearch.runs.runner import load_data
+    from scalesearch.search.config import build_config
+
+    config = build_config(data_dir=str(tmp_path), train_images=40, val_images=15,
+                          test_images=25)
+    data = load_data(config)
+    assert (len(data.train), len(data.val), len(data.test)) == (40, 15, 25)
+    stem = f"synthetic-v{synthetic.VERSION}-0-train40-val15-test25"
+    assert [p.name for p in tmp_path.glob("synthetic-*.pt")] == [f"{stem}-36px.pt"]
+    drawn = data.at_resolution(44)
+    assert (len(drawn.train), len(drawn.val), len(drawn.test)) == (40, 15, 25)
+    # fresh scenes are cheap: more training images than the default split, the rest default
+    monkeypatch.setattr(synthetic, "SPLIT_SIZES", {"train": 30, "val": 10, "test": 12})
+    more = load_dataset("synthetic", tmp_path, images={"train": 70, "val": None})
+    assert (len(more.train), len(more.val), len(more.test)) == (70, 10, 12)
+    with pytest.raises(BadInput, match="test_images must be a whole number"):
+        build_config(test_images=0)
 
 
 def box_downscale(images: torch.Tensor, factor: int) -> torch.Tensor:
@@ -213,7 +245,7 @@ def box_downscale(images: torch.Tensor, factor: int) -> torch.Tensor:
 def test_every_side_draws_the_same_scenes(tmp_path):
     # A drawing at 160 px, averaged down to 40 px blocks, is the 40 px drawing up to noise and
     # antialiasing; a drawing of other scenes is far from it.
-    data = load_synthetic(tmp_path, seed=0, sizes=SMALL)
+    data = load_synthetic(tmp_path, seed=0, sizes=SMALL).at_resolution(40)
     low = data.val.images.float()
     for side in (80, 160):
         high = box_downscale(data.at_resolution(side).val.images, side // 40)
@@ -224,8 +256,8 @@ def test_every_side_draws_the_same_scenes(tmp_path):
     scenes = synthetic.draw_scenes(0, "val", 100)
     low = synthetic.render(scenes, 40).float()
     high = box_downscale(synthetic.render(scenes, 160), 4)
-    for label in range(10):
-        pick = scenes.labels == label
+    for label in range(len(synthetic.CLASSES)):
+        pick = scenes.params["shown"] == label  # what the image shows, whatever its label
         assert (high[pick] - low[pick]).abs().mean() < 7.5, synthetic.CLASSES[label]
 
 
@@ -240,7 +272,7 @@ def detail_energy(images: torch.Tensor, cycles: float) -> float:
 
 
 def test_detail_saturates_above_the_scenes_finest():
-    # Noise-free energy above 8 cycles per image. Textures stop at TEXTURE_CYCLES[1] = 24
+    # Noise-free energy above 8 cycles per image. Textures stop at TEXTURE_CYCLES[1] = 40
     # cycles per image and edges are one output pixel wide, so what a doubled side adds shrinks
     # (a step edge's detail beyond N/2 cycles falls like 1/N; the pre-filter's blur of the
     # textures fades out): the drawing converges to the scene.
@@ -252,7 +284,7 @@ def test_detail_saturates_above_the_scenes_finest():
     assert energy[256] < 1.15 * energy[128], energy
     # the textures alone: a 32 px drawing loses most of their detail (it fades, it does not
     # alias), a 128 px drawing has nearly all of it
-    texture = torch.isin(scenes.labels, torch.tensor(synthetic.GROUPS["texture"]))
+    texture = torch.isin(scenes.params["shown"], torch.tensor(synthetic.GROUPS["texture"]))
     scenes.labels = scenes.labels[texture]
     scenes.params = {name: value[texture] for name, value in scenes.params.items()}
     fine = {side: detail_energy(synthetic.render(scenes, side, noise=False), 12.0)
@@ -260,9 +292,25 @@ def test_detail_saturates_above_the_scenes_finest():
     assert fine[64] > 3 * fine[32] and fine[256] < 1.2 * fine[128], fine
 
 
+def test_the_label_noise_is_the_stated_share_and_sets_the_ceiling():
+    # A random LABEL_NOISE of the images show a class drawn at random (their own a K-th of the
+    # time): the best any network can do on a split is CEILING, about 1 - LABEL_NOISE (K-1)/K.
+    scenes = synthetic.draw_scenes(0, "test", 20000)
+    wrong = (scenes.params["shown"] != scenes.labels).float().mean().item()
+    classes = len(synthetic.CLASSES)
+    assert abs(wrong - synthetic.LABEL_NOISE * (classes - 1) / classes) < 0.006
+    assert synthetic.CEILING == pytest.approx(1 - synthetic.LABEL_NOISE * (classes - 1) / classes)
+    assert 0.85 < synthetic.CEILING < 0.95
+    # the scene shown is drawn whatever the label: the drawing does not look at the label
+    other = synthetic.draw_scenes(0, "test", 20)
+    other.labels = torch.zeros_like(other.labels)
+    assert torch.equal(synthetic.render(other, 24, noise=False),
+                       synthetic.render(synthetic.draw_scenes(0, "test", 20), 24, noise=False))
+
+
 def test_drawing_the_default_set_is_fast():
-    # The default study draws several sides of 6000 images; one side must take about a
-    # second of CPU (two at most on a loaded machine).
+    # The default study draws several sides of 25,000 images; one side must take a few
+    # seconds of CPU.
     scenes = synthetic.draw_scenes(0, "train", 600)
     start = time.process_time()
     with synthetic.one_thread():

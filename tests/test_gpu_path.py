@@ -157,6 +157,44 @@ def test_every_worker_gets_its_share_of_the_cores_unless_the_user_chose(monkeypa
     assert {env["OMP_NUM_THREADS"] for _, env in launch("auto", 8, slots)} == {"3"}
 
 
+@pytest.mark.parametrize("cores, workers, threads", [(1, 1, 1), (2, 2, 1), (3, 3, 1),
+                                                     (8, 4, 2), (16, 4, 4)])
+def test_a_cpu_study_takes_one_worker_per_core_up_to_four(monkeypatch, cores, workers,
+                                                           threads):
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda pid: set(range(cores)),
+                        raising=False)
+    assert processes.cpu_workers() == workers
+    assert processes.worker_threads(workers) == threads
+
+
+def test_run_uses_the_cpu_workers_without_gpus_and_one_process_when_asked(monkeypatch, gpus):
+    from scalesearch.runs import runner
+
+    gpus(0)
+    started = {}
+    monkeypatch.setattr(runner, "cpu_workers", lambda: 3)
+    monkeypatch.setattr(runner, "run_processes", lambda study, where, config, count, slots,
+                        reporter: started.setdefault("count", count))
+    monkeypatch.setattr(runner, "_run_here", lambda *args: started.setdefault("count", 1))
+    monkeypatch.setattr(runner, "open_study", lambda where, config, create: FakeStudy())
+    monkeypatch.setattr(runner, "write_run_files", lambda where, config: None)
+    monkeypatch.setattr(runner, "export", lambda study, where: {})
+    from scalesearch.search.config import build_config
+
+    where = Where("x", Path("unused"), None, 30)
+    runner.run_study(where, build_config(device="cpu"), None, None, True, processes.Monitor())
+    assert started.pop("count") == 3
+    runner.run_study(where, build_config(device="cpu"), 1, None, True, processes.Monitor())
+    assert started.pop("count") == 1
+
+
+class FakeStudy:
+    user_attrs = {"target": 1}
+
+    def get_trials(self, deepcopy=False):
+        return []
+
+
 # 4: a pruned training leaves nothing behind.
 
 

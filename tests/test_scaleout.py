@@ -23,7 +23,8 @@ from optuna.trial import TrialState
 # 7 candidates: the baseline (2 seeds), 3 corners, 3 grid points; a few seconds each.
 GRID = ["--budget", "2x", "--sampler", "grid", "--grid-step", "0.5", "--trials", "3",
         "--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
-        "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--epochs", "1",
+        "--train-images", "128", "--val-images", "64",
+        "--test-images", "200", "--batch-size", "32", "--epochs", "1",
         "--device", "cpu"]
 PLANNED = 7
 
@@ -180,7 +181,7 @@ def test_postgres_three_workers_one_killed(postgres, pg_name, tmp_path, data_dir
     try:
         wait_for("the study's plan", lambda: (s := load(postgres, pg_name)) is not None
                  and s.user_attrs.get("planned"), 60, [run])
-        joined = start("worker", *common, "--data-dir", data_dir)
+        joined = start("worker", *common, "--data-dir", data_dir, "--workers", "1")
         killed, _ = wait_for("the joined worker's trial", lambda: running_trial_of(
             postgres, pg_name, {joined.pid}), 90, [run, joined])
         joined.send_signal(signal.SIGKILL)

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 TINY = ["--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
-        "--train-images", "128", "--val-images", "64", "--batch-size", "32", "--epochs", "1",
+        "--train-images", "128", "--val-images", "64",
+        "--test-images", "200", "--batch-size", "32", "--epochs", "1",
         "--device", "cpu"]
 
 
@@ -78,13 +79,16 @@ def test_run_writes_results_confirms_resumes_and_refuses_other_settings(tmp_path
         assert entry["method"] in ("matched", "interpolated"), kind
         assert {"val_accuracy", "standard_error", "method", "trials"} <= set(entry)
     verdict = summary["verdict"]
-    assert verdict["answer"] in ("compound", "depth", "width", "resolution", "tie", "undecided")
-    assert {"difference", "standard_error", "degrees_of_freedom", "p_value",
-            "detectable_difference"} <= set(verdict)
+    assert verdict["answer"] in ("compound", "depth", "width", "resolution", "equivalent",
+                                 "inconclusive")
+    assert {"difference", "standard_error", "degrees_of_freedom", "p_value", "interval",
+            "margin", "opponents", "claim", "detectable_difference"} <= set(verdict)
+    assert set(verdict["opponents"]) == {"depth", "width", "resolution"}
+    assert verdict["margin"] == 0.01
     assert verdict["text"] in first.stderr
     # The confirmation trained the choices again, on seeds no search run used, on test.
     confirmed = pd.read_csv(folder / "confirm.csv")
-    assert confirmed["test_accuracy"].notna().all() and (confirmed["seed"].max() == 1)
+    assert confirmed["test_accuracy"].notna().all() and (confirmed["seed"].max() == 3)
     assert not set(confirmed["training_seed"]) & set(frame["training_seed"].dropna())
     assert summary["confirmation"]["opponent"] in ("depth", "width", "resolution")
     assert (folder / "config.toml").exists() and (folder / "environment.json").exists()

@@ -17,7 +17,7 @@ from scalesearch.search.trials import UPPER, done_count
 from scalesearch.search.worker import run_worker, search_complete
 
 TINY = {"base_depth": 0.25, "base_width": 0.25, "base_resolution": 16, "train_images": 128,
-        "val_images": 64, "batch_size": 32, "epochs": 1, "device": "cpu"}
+        "val_images": 64, "test_images": 200, "batch_size": 32, "epochs": 1, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")

@@ -88,10 +88,13 @@ def test_same_seed_gives_identical_results_across_processes():
 
 
 def test_huge_learning_rate_is_reported_as_divergence():
-    result = train_model(SPEC, DATA, config(lr=1e6))
+    result = train_model(SPEC, DATA, config(lr=1e6, clip=None))
     assert result.state == "failed"
     assert result.error.startswith("diverged at epoch 1 step ")
     assert result.val_accuracy is None and result.loss is None
+    # a clipped gradient only delays it
+    clipped = train_model(SPEC, DATA, config(lr=1e6))
+    assert clipped.state == "failed" and clipped.error.startswith("diverged at epoch ")
 
 
 def test_divergence_names_the_exact_step(monkeypatch):
@@ -159,7 +162,12 @@ def test_cuda_without_a_gpu_is_bad_input(monkeypatch):
         ({"lr": -1.0}, "learning rate must be"),
         ({"lr": float("nan")}, "learning rate must be"),
         ({"label_smoothing": 1.0}, "label smoothing must be"),
-        ({"warmup_epochs": -1}, "warm-up epochs must be"),
+        ({"warmup": -0.1}, "warm-up must be a share of the steps"),
+        ({"warmup": 1.0}, "warm-up must be a share of the steps"),
+        ({"ema": 1.0}, "ema decay must be a number in"),
+        ({"ema": 0.0}, "ema decay must be a number in"),
+        ({"clip": 0.0}, "gradient clip must be a number above 0"),
+        ({"clip": float("inf")}, "gradient clip must be a number above 0"),
         ({"max_steps": 0}, "max steps must be"),
     ],
 )
@@ -240,3 +248,118 @@ def test_cuda_training_learns_and_reports_memory():
     assert result.state == "complete"
     assert result.val_accuracy > 0.9 and result.test_accuracy is not None
     assert result.peak_memory_bytes > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the proxy recipe
+
+
+def test_the_stem_starts_as_the_whitening_filters_of_the_inputs_and_stays_frozen():
+    from scalesearch.train.whiten import patch_sample, whitening_filters
+
+    trainer = train.Trainer(SPEC, DATA, config(whiten=True, seed=3), total_steps=4)
+    stem = trainer.model.stem[0]
+    assert not stem.weight.requires_grad
+    data = trainer.data
+    inputs = data.eval_transform(data.train_images[patch_sample(data.train_images, 32)], 32,
+                                 data.mean, data.std)
+    filters = whitening_filters(inputs, 3, 2)
+    channels = stem.weight.shape[0]
+    half = (channels + 1) // 2
+    expected = torch.cat([filters[:half], filters[27:27 + channels - half]])
+    assert torch.allclose(stem.weight.detach().contiguous(), expected, atol=1e-6)
+    # the same for every seed, and untouched by training
+    other = train.Trainer(SPEC, DATA, config(whiten=True, seed=4), total_steps=4)
+    assert torch.equal(other.model.stem[0].weight, stem.weight)
+    before = stem.weight.detach().clone()
+    for indices in trainer.epoch_batches():
+        trainer.step(indices)
+    assert torch.equal(stem.weight, before)
+    # and the filters whiten: the patches they see come out uncorrelated, each direction with
+    # variance lambda / (lambda + EPSILON) (1 where the patches vary much more than EPSILON)
+    from scalesearch.train.whiten import EPSILON
+
+    patches = torch.nn.functional.unfold(inputs.float(), 3, padding=1, stride=2)
+    patches = patches.transpose(1, 2).reshape(-1, 27).double()
+    centred = patches - patches.mean(0)
+    cov = centred.T @ centred / centred.shape[0]
+    values = torch.linalg.eigvalsh(cov).flip(0)
+    out = centred @ filters[:27].reshape(27, 27).double().T
+    whitened = out.T @ out / out.shape[0]
+    assert torch.allclose(whitened, torch.diag(values / (values + EPSILON)), atol=1e-4)
+    assert values[0] / (values[0] + EPSILON) > 0.99
+
+
+def test_a_stem_wider_than_the_filters_keeps_its_random_start():
+    from scalesearch.train.whiten import whiten_stem
+
+    conv = torch.nn.Conv2d(3, 64, 3, 2, 1, bias=False)
+    start = conv.weight.detach().clone()
+    assert not whiten_stem(conv, torch.rand(4, 3, 16, 16))
+    assert torch.equal(conv.weight, start) and conv.weight.requires_grad
+
+
+def test_the_gradient_is_clipped_before_each_step():
+    # With a tiny clip, one step of plain SGD moves the weights by at most lr * clip in norm
+    # (Nesterov momentum: lr * (1 + 0.9) * clip on the first step), whatever the loss.
+    trainer = train.Trainer(SPEC, DATA, config(clip=1e-4, lr=10.0, weight_decay=0.0,
+                                               whiten=False, warmup=0.0), total_steps=4)
+    before = [p.detach().clone() for p in trainer.params]
+    trainer.step(next(trainer.epoch_batches()))
+    moved = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(trainer.params, before)))
+    assert 0 < moved <= 10.0 * 1.9 * 1e-4 * 1.0001
+    free = train.Trainer(SPEC, DATA, config(clip=None, lr=10.0, weight_decay=0.0,
+                                            whiten=False, warmup=0.0), total_steps=4)
+    before = [p.detach().clone() for p in free.params]
+    free.step(next(free.epoch_batches()))
+    assert torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(free.params, before))) > 1e-2
+
+
+def test_the_average_of_the_weights_is_evaluated_and_the_trained_ones_come_back():
+    trainer = train.Trainer(SPEC, DATA, config(ema=0.9, whiten=False), total_steps=12)
+    for _, indices in zip(range(6), trainer.batches()):
+        trainer.step(indices)
+    trained = [p.detach().clone() for p in trainer.params]
+    average = trainer.average.values
+    assert any(not torch.equal(a, t) for a, t in zip(average, trained))
+    with trainer.evaluating():
+        inside = [p.detach().clone() for p in trainer.params]
+    assert all(torch.equal(i, a) for i, a in zip(inside, average))
+    assert all(torch.equal(p, t) for p, t in zip(trainer.params, trained))
+    # the average follows the TensorFlow warm-up: after one step it is 1 - 2/11 of the way
+    fresh = train.Trainer(SPEC, DATA, config(ema=0.99, whiten=False), total_steps=4)
+    start = [p.detach().clone() for p in fresh.params]
+    fresh.step(next(fresh.epoch_batches()))
+    decay = 2 / 11
+    for a, s0, p in zip(fresh.average.values, start, fresh.params):
+        assert torch.allclose(a, decay * s0 + (1 - decay) * p, atol=1e-6)
+
+
+def test_no_drop_means_no_stochastic_depth_and_no_dropout():
+    spec = scale_network(0.5, 0.25, 32)
+    off = train.Trainer(spec, DATA, config(drop=False), total_steps=2).model
+    on = train.Trainer(spec, DATA, config(drop=True), total_steps=2).model
+    assert off.dropout.p == 0.0 and on.dropout.p == spec.dropout > 0
+    rates = [m.drop.rate for m in on.blocks if hasattr(m.drop, "rate")]
+    assert max(rates) > 0
+    assert all(m.drop.rate == 0.0 for m in off.blocks if hasattr(m.drop, "rate"))
+
+
+def test_flip_evaluation_gives_an_image_and_its_mirror_the_same_answer():
+    trainer = train.Trainer(SPEC, DATA, config(flip_eval=True, seed=1), total_steps=4)
+    for indices in trainer.epoch_batches():
+        trainer.step(indices)
+    images, labels = trainer.data.val_images, trainer.data.val_labels
+    assert torch.equal(trainer.correct(images, labels), trainer.correct(images.flip(3), labels))
+
+
+def test_the_validation_split_is_evaluated_only_when_asked():
+    result = train_model(SPEC, DATA, config(evaluate_val=False, evaluate_test=True))
+    assert result.val_accuracy is None and result.val_correct is None
+    assert result.test_accuracy is not None and result.test_correct.shape == (45,)
+
+
+def test_the_warm_up_is_a_share_of_the_steps():
+    trainer = train.Trainer(SPEC, DATA, config(warmup=0.25), total_steps=20)
+    assert trainer.warmup_steps == 5
+    assert train.Trainer(SPEC, DATA, config(warmup=0.0), total_steps=20).warmup_steps == 0

@@ -40,6 +40,8 @@ def run(  # long: one option per study field, then six lines of body
                                                 "trainings per network of the confirmation."),
     confirm_costs: Optional[str] = typer.Option(None, "--confirm-costs", help="Further costs "
                                                 "to confirm at, e.g. activations,time."),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Equivalence margin of the "
+                                           "verdict, accuracy points (default 1)."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="qmc | tpe | grid."),
     grid_step: Optional[float] = typer.Option(None, "--grid-step", help="Share step of the "
                                               "grid sampler, e.g. 0.25."),
@@ -74,6 +76,8 @@ def run(  # long: one option per study field, then six lines of body
                                                help="Use only this many training images."),
     val_images: Optional[int] = typer.Option(None, "--val-images",
                                              help="Use only this many validation images."),
+    test_images: Optional[int] = typer.Option(None, "--test-images",
+                                              help="Use only this many test images."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Data split and sampler seed."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile "
                                            "each training with CUDA graphs (default: on CUDA)."),
@@ -149,10 +153,13 @@ def _run(where, config, workers, workers_per_gpu, quiet: bool, create: bool) -> 
 def _print_summary(console, summary: dict, where) -> None:
     from scalesearch.cli.console import strategy_line
 
+    console.print(summary["verdict"]["text"], markup=False)  # the answer first
     best = summary.get("best")
     if best:
         console.print(f"best compound: {strategy_line(best, 'val')}")
-    console.print(summary["verdict"]["text"])
+    for verdict in summary.get("verdicts_by_cost", {}).values():
+        if verdict.get("secondary"):
+            console.print(verdict["text"], markup=False)
     from scalesearch.runs.fidelity import fidelity_line
 
     line = fidelity_line(where, summary)  # the verdict at longer training, or how to check it
@@ -186,10 +193,13 @@ def show(
         return
     # Piped output is not cut to 80 columns: it is read by people and by grep alike.
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    console.print(summary["verdict"]["text"], markup=False)  # the answer first
     budget = settings.get("budget")
     console.print(trials_table(trials, f"study {where.name} (budget "
                                        f"{'?' if budget is None else format(budget, 'g')}x)"))
-    console.print(summary["verdict"]["text"])
+    for verdict in summary.get("verdicts_by_cost", {}).values():
+        if verdict.get("secondary"):
+            console.print(verdict["text"], markup=False)
     if "confirmation" in summary:
         from scalesearch.runs.fidelity import status_text
 

@@ -71,10 +71,13 @@ class ImageDataset:
         resolution, so that the trainer's device cache holds)."""
         return self
 
-    def cut(self, train_images: int | None, val_images: int | None) -> ImageDataset:
-        """The first `train_images` training and `val_images` validation images (None: all)."""
+    def cut(self, train_images: int | None, val_images: int | None,
+            test_images: int | None = None) -> ImageDataset:
+        """The first `train_images` training, `val_images` validation and `test_images` test
+        images (None: all)."""
         return ImageDataset(self.name, self.classes, _first(self.train, train_images),
-                            _first(self.val, val_images), self.test, self.base_resolution,
+                            _first(self.val, val_images), _first(self.test, test_images),
+                            self.base_resolution,
                             self.skipped, augmentation=self.augmentation,
                             max_resident_bytes=self.max_resident_bytes)
 
@@ -105,11 +108,11 @@ class DrawnDataset(ImageDataset):
     ``draw(side)`` returns the train, val and test splits drawn at ``side`` px, all of them
     (the same scenes, labels and order at every side); ``train``, ``val`` and ``test`` are
     the stored view, drawn at one side (normally ``base_resolution``). ``keep`` is the cut
-    (first train and val images, None: all) that every drawing gets.
+    (first train, val and test images, None: all) that every drawing gets.
     """
 
     draw: Callable[[int], tuple[Split, Split, Split]] | None = None
-    keep: tuple[int | None, int | None] = (None, None)
+    keep: tuple[int | None, int | None, int | None] = (None, None, None)
     _drawings: _Drawings | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -136,7 +139,8 @@ class DrawnDataset(ImageDataset):
             return view
         train, val, test = self.draw(resolution)
         view = DrawnDataset(self.name, self.classes, _first(train, self.keep[0]),
-                            _first(val, self.keep[1]), test, self.base_resolution,
+                            _first(val, self.keep[1]), _first(test, self.keep[2]),
+                            self.base_resolution,
                             self.skipped, augmentation=self.augmentation,
                             max_resident_bytes=self.max_resident_bytes, draw=self.draw,
                             keep=self.keep, _drawings=drawings)
@@ -145,12 +149,16 @@ class DrawnDataset(ImageDataset):
             drawings.views.popitem(last=False)
         return view
 
-    def cut(self, train_images: int | None, val_images: int | None) -> DrawnDataset:
-        """The first `train_images` training and `val_images` validation images (None: all),
-        at this view's side; drawing at another side cuts the drawing the same way."""
-        keep = (_least(self.keep[0], train_images), _least(self.keep[1], val_images))
+    def cut(self, train_images: int | None, val_images: int | None,
+            test_images: int | None = None) -> DrawnDataset:
+        """The first `train_images` training, `val_images` validation and `test_images` test
+        images (None: all), at this view's side; drawing at another side cuts the drawing the
+        same way."""
+        keep = (_least(self.keep[0], train_images), _least(self.keep[1], val_images),
+                _least(self.keep[2], test_images))
         return DrawnDataset(self.name, self.classes, _first(self.train, train_images),
-                            _first(self.val, val_images), self.test, self.base_resolution,
+                            _first(self.val, val_images), _first(self.test, test_images),
+                            self.base_resolution,
                             self.skipped, augmentation=self.augmentation,
                             max_resident_bytes=self.max_resident_bytes, draw=self.draw,
                             keep=keep)

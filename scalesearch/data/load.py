@@ -29,6 +29,7 @@ def load_dataset(
     max_size: int = 64,
     image_size: int | None = None,
     max_resident_gb: float | None = None,
+    images: dict[str, int | None] | None = None,
 ) -> ImageDataset:
     """Load a data set by name, using (and filling) caches under ``data_dir``.
 
@@ -40,6 +41,9 @@ def load_dataset(
     folders only) stores them at that side with base round(image_size * 224 / 256), see
     ``scalesearch.data.sizes``. ``max_resident_gb`` caps the image data a training keeps on
     its device (None: automatic; 0: always stream), see ``scalesearch.train.resident``.
+    ``images`` (split -> count, None: the default) sizes the synthetic set's splits, which are
+    drawn, not stored: a study that uses few images draws only those. Other data sets ignore
+    it (``ImageDataset.cut`` takes their first images).
     """
     check_dataset_name(name)
     check_image_size(image_size, name)
@@ -56,7 +60,7 @@ def load_dataset(
         )
     data_dir = Path(data_dir).expanduser()
     if name == "synthetic":
-        data = load_synthetic(data_dir, seed)
+        data = load_synthetic(data_dir, seed, synthetic_sizes(images))
     elif name in ("cifar10", "cifar100"):
         data = load_cifar(name, data_dir, seed, val_fraction, download)
     else:
@@ -89,6 +93,15 @@ def load_synthetic(data_dir: Path, seed: int, sizes: dict[str, int] | None = Non
         base_resolution=synthetic.BASE_RESOLUTION,
         draw=drawer,
     )
+
+
+def synthetic_sizes(images: dict[str, int | None] | None) -> dict[str, int] | None:
+    """The synthetic set's split sizes for the image counts a study asks for (None: default)."""
+    from scalesearch.data import synthetic
+
+    if not images or all(n is None for n in images.values()):
+        return None
+    return {split: images.get(split) or n for split, n in synthetic.SPLIT_SIZES.items()}
 
 
 class SyntheticDrawer:

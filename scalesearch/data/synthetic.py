@@ -1,4 +1,4 @@
-"""A procedural 10-class image data set, drawn at whatever resolution a network trains at.
+"""A procedural image data set of 13 classes, drawn at whatever resolution a network trains at.
 
 Scenes, not images, are the data: each image's parameters are drawn once from the seed in
 resolution-free units (positions and sizes as fractions of the side, frequencies in cycles per
@@ -10,52 +10,35 @@ dropped above the Nyquist limit along either axis, so detail finer than a side c
 the mean colour instead of aliasing. Pixel noise (NOISE_STD levels) is drawn per (image, side):
 a seed derived from the split, the image's index and the side picks the image's stretch of one
 fixed Gaussian bank, so it is deterministic and cheap. A network trained at R px therefore sees
-what the scene holds at R px, not what a stored copy kept (the previous version stored 64 px
-images whose 0.28-0.42 cycle-per-pixel gratings vanished below ~48 px, so "resolution wins"
-measured storage).
+what the scene holds at R px, not what a stored copy kept.
 
-Ten classes in three groups (GROUPS), every image a dark two-colour gradient background with
-one foreground, always brighter than the background by MIN_CONTRAST or more:
+Thirteen classes in three groups (GROUPS), every image a dark two-colour gradient background
+with bright foreground objects (MIN_CONTRAST levels or more above it):
 
-- texture (resolution, detail at many scales): a large disc filled with horizontal stripes,
-  vertical stripes, a diagonal hatch (both diagonals) or a square hatch (horizontal plus
-  vertical), all of the same RMS contrast, so that blurred they are the same flat disc. The
-  frequency is log-uniform over TEXTURE_CYCLES = 3..24 cycles per image (density 1/f: the same
-  share in every octave), so coarse textures are readable at any side and each extra octave of
-  resolution unlocks a shrinking share: at 40 px (Nyquist 20 cycles) the finest ~10% are gone
-  and the next ones are faint; by ~64 px everything is there and more pixels add only contrast.
-- pair (depth, relations between distant parts): two equal small objects (disc, square or
-  triangle) 0.4-0.6 of the side apart, in a row, a column or along a diagonal (+-10 degrees):
-  only the direction between the two tells the classes apart.
-- shape (width, many varied classes): one triangle, cross or ring of log-uniform size
-  (0.17-0.37 of the side) at any rotation and position, in varied colours.
-Every class is invariant to horizontal flips and small shifts, so the usual augmentations keep
-labels valid.
+- texture (4 classes; rewards resolution, with detail beyond the 2x resolution): a large disc
+  filled with horizontal stripes, vertical stripes, a diagonal hatch or a square hatch, all of
+  the same RMS contrast, so that blurred they are the same flat disc. The frequency is
+  log-uniform over TEXTURE_CYCLES = 3..40 cycles per image: each octave of resolution unlocks
+  the same share, and the finest stay out of reach of the default study's 2x networks (the
+  base at 36 px reads up to about 16 cycles, the resolution corner at 64 px about 29).
+- pair (3 classes; rewards depth: relations across the image): two equal small objects (disc,
+  square or triangle) 0.4-0.62 of the side apart, in a row, a column or along a diagonal
+  (+-10 degrees): only the direction between the two tells the classes apart.
+- shape (6 classes; rewards width: many varied classes): one triangle, square, diamond (the
+  square turned 45 degrees), cross, saltire (the cross turned) or ring, upright but for up to
+  10 degrees, of log-uniform size (0.2-0.38 of the side) anywhere, in varied colours.
 
-Why bright-on-dark: with the previous set's random polarity (objects darker or lighter than the
-background) the base network learned almost nothing in the default 93-step proxy (29% at 40 px,
-pairs and textures at chance); with one polarity the same network reaches 85%.
+A known ceiling: LABEL_NOISE = 10% of the images of every split show a class drawn at random
+instead of their label's, so no network can be right on more than CEILING = 90.8% of them
+(label noise, stated; the proxy must not sit near 100%, where it can tell nothing). Every class
+is invariant to horizontal flips and small shifts, so the usual augmentations keep labels
+valid. Training images are fresh: the default proxy trains one epoch over the 10,000 images of
+the training split.
 
-Evidence (seed 0 data; default proxy: 3 epochs, batch 128, SGD, on one CPU thread of this
-2-core machine, shared with other jobs; val accuracy %, mean of training seeds 0 and 1, then
-texture / pair / shape groups; FLOPs relative to the base; chance is 10%):
-
-    base        depth 0.5  width 0.5   40 px  1.00x  85.4   81 / 90 / 86
-    depth only  depth 1.0  width 0.5   40 px  2.45x  80.5   76 / 83 / 84
-    width only  depth 0.5  width 0.73  40 px  2.01x  76.7   72 / 75 / 85  (84.4 and 68.9)
-    resolution  depth 0.5  width 0.5   64 px  1.63x  89.5   98 / 74 / 95  (pairs 55 and 92)
-    compound    depth 0.63 width 0.56  45 px  1.99x  92.8   88 / 97 / 96
-    resolution at 56 px (1.47x, seed 0 only): 96.6, textures 96; at 80 px (2.83x): 98.0,
-    textures 99: the textures gain 15 points from 40 to 56 px and 3 from 56 to 80.
-
-Seeds differ by up to 15 points (a 3-epoch proxy), so single runs decide little. A training
-took 31-40 s of CPU for the base and 45-105 s for the 2x networks on one thread. Drawing all
-6000 images at one side takes about 0.4 s of CPU at 40 px, 0.8 s at 64 px and 1.4 s at 80 px
-(two to three times that in wall time while other jobs load the machine); each side drawn is
-cached on disk (29 MB at 40 px, 115 MB at 80 px), so other processes only read it.
+Evidence: README, "Data sets" and "The proxy recipe" (benchmarks/proxy_noise.py).
 """
 
-# long: the docstring above (60 lines) holds the design and the evidence; the code is 360.
+# long: the docstring above (40 lines) holds the design; the code is 390.
 from __future__ import annotations
 
 import hashlib
@@ -65,33 +48,33 @@ from dataclasses import dataclass
 import torch
 
 # Bump whenever the scenes or their drawing change: cached files are named after it.
-VERSION = 2
-BASE_RESOLUTION = 40  # default proxy-training side, pixels (the default study's base)
+VERSION = 3
+BASE_RESOLUTION = 36  # default proxy-training side, pixels (the default study's base)
 MIN_SIDE, MAX_SIDE = 16, 2048  # sides the renderer draws
-CLASSES = (
-    "stripes-horizontal",
-    "stripes-vertical",
-    "hatch-diagonal",
-    "hatch-square",
-    "pair-horizontal",
-    "pair-vertical",
-    "pair-diagonal",
-    "shape-triangle",
-    "shape-cross",
-    "shape-ring",
-)
+TEXTURES = ("stripes-horizontal", "stripes-vertical", "hatch-diagonal", "hatch-square")
+PAIRS = ("pair-horizontal", "pair-vertical", "pair-diagonal")
+# Shapes, upright (turned by up to ORIENTATION_JITTER).
+SHAPES = ("triangle", "square", "diamond", "cross", "saltire", "ring")
+CLASSES = tuple([*TEXTURES, *PAIRS, *(f"shape-{name}" for name in SHAPES)])
 # Which dimension each group of classes is built to test (see the module docstring).
-GROUPS = {"texture": (0, 1, 2, 3), "pair": (4, 5, 6), "shape": (7, 8, 9)}
-SPLIT_SIZES = {"train": 4000, "val": 1000, "test": 1000}  # images per split
+GROUPS = {"texture": tuple(range(len(TEXTURES))),
+          "pair": tuple(range(len(TEXTURES), len(TEXTURES) + len(PAIRS))),
+          "shape": tuple(range(len(TEXTURES) + len(PAIRS), len(CLASSES)))}
+SPLIT_SIZES = {"train": 10000, "val": 5000, "test": 10000}  # images per split
+# The share of images of every split whose scene is of a class drawn at random (possibly its
+# own) instead of its label's: no network can be right on more than
+# 1 - LABEL_NOISE * (classes - 1) / classes of them (CEILING).
+LABEL_NOISE = 0.10
+CEILING = 1 - LABEL_NOISE * (len(CLASSES) - 1) / len(CLASSES)
 
 # Scene content, in resolution-free units: lengths are fractions of the image side,
 # frequencies cycles per image.
-TEXTURE_CYCLES = (3.0, 24.0)  # texture frequency, log-uniform (density 1/f): as many per octave
+TEXTURE_CYCLES = (3.0, 40.0)  # texture frequency, log-uniform (density 1/f): as many per octave
 TEXTURE_RADIUS = (0.26, 0.4)  # radius of the textured disc
 ORIENTATION_JITTER = 10.0  # degrees, either way, on every texture and pair direction
 PAIR_RADIUS = (0.08, 0.13)  # radius of each object of a pair, log-uniform
 PAIR_DISTANCE = (0.4, 0.62)  # centre-to-centre distance of a pair
-SHAPE_RADIUS = (0.17, 0.37)  # outer radius of a single shape, log-uniform
+SHAPE_RADIUS = (0.2, 0.38)  # outer radius of a single shape, log-uniform
 MARGIN = 0.03  # objects stay this far inside the border
 BACKGROUND_LEVEL = (10.0, 110.0)  # mean level of the background, uint8 scale: dark scenes
 MIN_CONTRAST = 80.0  # least mean-level difference between an object and its background
@@ -146,13 +129,14 @@ class Scenes:
 
 
 def draw_scenes(seed: int, split: str, size: int) -> Scenes:
-    """The scenes of one split: ``size`` images, exactly ``size / 10`` of each class, shuffled."""
+    """The scenes of one split: ``size`` images, as many of each class as can be (the first
+    ``size % classes`` classes have one more), shuffled."""
     num_classes = len(CLASSES)
-    if size <= 0 or size % num_classes:
-        raise ValueError(f"size must be a positive multiple of {num_classes}, got {size}")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f"size must be a whole number above 0, got {size!r}")
     split_seed = stream_seed(seed, split)
     gen = torch.Generator().manual_seed(split_seed)
-    labels = torch.arange(num_classes).repeat_interleave(size // num_classes)
+    labels = torch.arange(size) % num_classes
     labels = labels[torch.randperm(size, generator=gen)]
     n = size
 
@@ -163,6 +147,9 @@ def draw_scenes(seed: int, split: str, size: int) -> Scenes:
         return low * (high / low) ** torch.rand(n, generator=gen)
 
     p: dict[str, torch.Tensor] = {}
+    # the class the scene shows: its label's, but a random one (LABEL_NOISE) for a few images
+    random_class = torch.randint(0, num_classes, (n,), generator=gen)
+    p["shown"] = torch.where(torch.rand(n, generator=gen) < LABEL_NOISE, random_class, labels)
     # background: a dark two-colour linear gradient around a mean level
     p["level"] = uniform(*BACKGROUND_LEVEL)
     p["ends"] = (p["level"][:, None, None] + uniform(-30, 30, 3, 2)).clamp(0, 255)  # (n, 3, 2)
@@ -190,7 +177,7 @@ def draw_scenes(seed: int, split: str, size: int) -> Scenes:
     # single shape
     p["shape_radius"] = log_uniform(*SHAPE_RADIUS)
     p["shape_centre"] = 0.5 + uniform(-1, 1, 2) * (0.5 - p["shape_radius"][:, None] - MARGIN)
-    p["shape_angle"] = uniform(0, 2 * math.pi)
+    p["shape_angle"] = torch.deg2rad(uniform(-ORIENTATION_JITTER, ORIENTATION_JITTER))
     p["cross_arm"] = uniform(0.26, 0.36)  # half-width of the cross arms, share of the radius
     p["ring_inner"] = uniform(0.45, 0.62)  # inner radius of the ring, share of the radius
     return Scenes(labels, p, split_seed)
@@ -216,9 +203,9 @@ def render(scenes: Scenes, side: int, noise: bool = True) -> torch.Tensor:
     if isinstance(side, bool) or not isinstance(side, int) or not MIN_SIDE <= side <= MAX_SIDE:
         raise ValueError(f"side must be a whole number of pixels in [{MIN_SIDE}, {MAX_SIDE}]")
     n = len(scenes)
-    labels = scenes.labels
-    is_pair = (labels >= 4) & (labels <= 6)
-    key = labels * 3 + torch.where(is_pair, scenes.params["pair_kind"], 0)
+    shown = scenes.params["shown"]
+    is_pair = torch.isin(shown, torch.tensor(GROUPS["pair"]))
+    key = shown * 3 + torch.where(is_pair, scenes.params["pair_kind"], 0)
     order = torch.argsort(key, stable=True)  # images grouped by kind, index order within
     keys = key[order]
     images = torch.empty(n, 3, side, side, dtype=torch.uint8)
@@ -324,12 +311,13 @@ def _draw(label: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
     ramp = ((x - side / 2) * cos + ((y - side / 2) * sin + 0.5)).clamp_(0, 1)  # (c, H, W)
     start, stop = p["ends"][..., 0, None, None], p["ends"][..., 1, None, None]  # (c, 3, 1, 1)
     canvas = torch.addcmul(start, stop - start, ramp[:, None])  # (c, 3, H, W)
-    if label < 4:
+    pairs = GROUPS["pair"][0]
+    if label < pairs:
         mask, colour = _texture(label, p, side, x, y)
-    elif label < 7:
-        mask, colour = _pair(label - 4, p, side, x, y)
+    elif label < GROUPS["shape"][0]:
+        mask, colour = _pair(label - pairs, p, side, x, y)
     else:
-        mask, colour = _shape(label - 7, p, side, x, y)
+        mask, colour = _shape(SHAPES[label - GROUPS["shape"][0]], p, side, x, y)
     return canvas.lerp_(colour.expand_as(canvas), mask[:, None])
 
 
@@ -337,8 +325,8 @@ def _texture(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
              y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask (c, H, W) and colour (c, 3, H, W) of textured discs.
 
-    kind: 0 horizontal stripes, 1 vertical stripes, 2 diagonal hatch (both diagonals),
-    3 square hatch (horizontal and vertical at once). Each is a sum of one or two sinusoids of
+    kind: 0 horizontal stripes, 1 vertical stripes, 2 diagonal hatch (both diagonals), 3 square
+    hatch (horizontal and vertical at once). Each is a sum of one or two sinusoids of
     ``cycles`` per image, each scaled by the Gaussian pre-filter's response at its frequency
     in cycles per output pixel and dropped above the Nyquist limit along either axis: detail
     finer than the side can hold fades to the mean colour instead of aliasing.
@@ -367,7 +355,7 @@ def _texture(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
 
 def _pair(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
           y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask and colour of two equal small shapes; kind: 0 row, 1 column, 2 diagonal.
+    """Mask and colour of two equal small objects; kind: 0 row, 1 column, 2 diagonal.
 
     The direction from one object to the other is 0, 90 or +-45 degrees plus up to
     ORIENTATION_JITTER either way: the classes differ only in that direction, which a network
@@ -397,25 +385,40 @@ def _pair(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
     return _cover(torch.minimum(*distances)), p["colour"][:, :, None, None]
 
 
-def _shape(kind: int, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
+def _shape(name: str, p: dict[str, torch.Tensor], side: int, x: torch.Tensor,
            y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask and colour of one shape at any rotation; kind: 0 triangle, 1 cross, 2 ring."""
+    """Mask and colour of one shape ``name`` (of SHAPES) of outer radius ``shape_radius``,
+    upright but for a small turn (``shape_angle``)."""
     radius = _col(p["shape_radius"]) * side
     cx, cy = _col(p["shape_centre"][:, 0]) * side, _col(p["shape_centre"][:, 1]) * side
     colour = p["colour"][:, :, None, None]
-    if kind == 2:  # ring: rotation does not matter
-        dist = torch.sqrt((x - cx) ** 2 + (y - cy) ** 2)
+    dx, dy = x - cx, y - cy  # (c, 1, W), (c, H, 1)
+    if name == "ring":  # rotation does not matter
+        dist = torch.sqrt(dx * dx + dy * dy)
         inner = radius * _col(p["ring_inner"])
         return _cover(torch.maximum(dist - radius, inner - dist)), colour
-    cos, sin = _col(torch.cos(p["shape_angle"])), _col(torch.sin(p["shape_angle"]))
-    u = (x - cx) * cos + (y - cy) * sin  # rotated coordinates around the centre
-    v = (y - cy) * cos - (x - cx) * sin
-    if kind == 0:  # triangle: three half-planes at 0, 120 and 240 degrees, inradius radius / 2
-        half = 0.5 * u
-        edges = torch.maximum(0.866 * v - half, -0.866 * v - half)
-        return _cover(torch.maximum(u, edges).sub_(radius * 0.5)), colour
-    arm = radius * _col(p["cross_arm"])  # cross: two bars of half-width arm
-    au, av = u.abs_(), v.abs_()
-    cross = torch.minimum(torch.maximum(au - radius, av - arm),
-                          torch.maximum(av - radius, au - arm))
-    return _cover(cross), colour
+    turn = {"diamond": math.pi / 4, "saltire": math.pi / 4}.get(name, 0.0)
+    angle = _col(p["shape_angle"]) + turn
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    u = dx * cos + dy * sin  # rotated coordinates around the centre, (c, H, W)
+    v = dy * cos - dx * sin
+    if name == "triangle":  # pointing up: a vertex on the negative v axis (y grows downwards)
+        return _cover(_polygon(v, u, 3, radius)), colour
+    if name in ("square", "diamond"):  # corners at the radius
+        return _cover(torch.maximum(u.abs(), v.abs()) - radius * math.sqrt(0.5)), colour
+    arm = radius * _col(p["cross_arm"])  # cross and saltire: two bars of half-width arm
+    au, av = u.abs(), v.abs()
+    return _cover(torch.minimum(torch.maximum(au - radius, av - arm),
+                                torch.maximum(av - radius, au - arm))), colour
+
+
+def _polygon(u: torch.Tensor, v: torch.Tensor, sides: int, radius: torch.Tensor) -> torch.Tensor:
+    """Signed distance (pixels, negative inside; exact near the edges) to a regular polygon of
+    ``sides`` sides and circumradius ``radius``, a vertex on the negative u axis."""
+    inradius = radius * math.cos(math.pi / sides)
+    distance = None
+    for k in range(sides):
+        theta = 2 * math.pi * k / sides
+        edge = u * math.cos(theta) + v * math.sin(theta)
+        distance = edge if distance is None else torch.maximum(distance, edge)
+    return distance - inradius

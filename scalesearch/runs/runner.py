@@ -21,6 +21,7 @@ from scalesearch.errors import BadInput
 from scalesearch.runs.files import Where, export, write_run_files
 from scalesearch.runs.processes import (
     Monitor,
+    cpu_workers,
     gpu_slots,
     measured_workers_per_gpu,
     run_processes,
@@ -92,12 +93,15 @@ def open_study(where: Where, config: StudyConfig, create: bool = True):
 
 def load_data(config: StudyConfig):
     """The study's data set (an image folder stored at image_size, streamed beyond
-    max_resident_gb), cut to train_images / val_images when those are set."""
+    max_resident_gb), cut to train_images / val_images / test_images when those are set."""
     from scalesearch.data.load import load_dataset
 
+    images = {"train": config.train_images, "val": config.val_images,
+              "test": config.test_images}
     data = load_dataset(config.dataset, config.data_dir, seed=config.seed,
-                        image_size=config.image_size, max_resident_gb=config.max_resident_gb)
-    return data.cut(config.train_images, config.val_images)
+                        image_size=config.image_size, max_resident_gb=config.max_resident_gb,
+                        images=images)
+    return data.cut(config.train_images, config.val_images, config.test_images)
 
 
 def _quiet_storage_errors(args) -> None:
@@ -127,7 +131,9 @@ def run_study(where: Where, config: StudyConfig, workers: int | None, workers_pe
     # network, and only when there are GPUs to share and --workers does not fix the count.
     measure = None if workers is not None else (lambda: measured_workers_per_gpu(config))
     slots = gpu_slots(workers_per_gpu, config.device, measure)
-    count = workers if workers is not None else len(slots)
+    # Without GPUs, one worker per core (up to MAX_CPU_WORKERS), each with one thread.
+    count = (workers if workers is not None
+             else len(slots) if slots != [None] else cpu_workers())
     reporter.study_opened(
         f"study {where.name}: budget {config.budget:g}x {config.cost}, {config.dataset}, "
         f"{config.epochs} "
@@ -197,7 +203,7 @@ def confirm_search(study, where: Where, config: StudyConfig, data, reporter: Rep
     confirmation = stage.load_existing(where.name, confirm.STAGE, study._storage)
     if confirmation is None:
         planned = confirm.plan(trial_rows(study.get_trials(deepcopy=False)),
-                               config.confirm_seeds)
+                               config.confirm_seeds, config.margin / 100)
         if planned is None:
             reporter.message("nothing to confirm: the search has no compound candidate or no "
                              "single dimension at the budget")

@@ -36,11 +36,11 @@ class StudyConfig:
 
     dataset: str = "synthetic"  # synthetic | cifar10 | cifar100 | imagefolder:PATH
     data_dir: str = "data"  # where data sets are downloaded and cached
-    # px of the base network (None: the data set's own). 40, not 32: EfficientNet halves its
+    # px of the base network (None: the data set's own). 36, not 32: EfficientNet halves its
     # maps five times, so from a multiple of 32 the first extra pixel adds a row to every map
     # (33 px costs 2.2x the FLOPs of 32 px) and the 2x surface holds only ~4 distinct networks;
-    # from 40 px resolution moves in fine steps (18 grid directions gave 17 distinct networks).
-    base_resolution: int | None = 40
+    # above 32 px resolution moves in fine steps up to 64 px.
+    base_resolution: int | None = 36
     # Image folders: the side images are stored at (shorter side resized, centre crop), 32 to
     # 1024; None: the 64 px proxy store. Given without base_resolution, the base defaults to
     # round(image_size * 224 / 256) (scalesearch.data.sizes).
@@ -49,20 +49,27 @@ class StudyConfig:
     # streams from its memory-mapped cache. None: half the device's free memory; 0: stream.
     max_resident_gb: float | None = None
     # The base network is B0 times these multipliers. 1.0 is B0 itself; the default study uses
-    # a half-depth, half-width B0 so that the study, confirmation included, takes about
-    # 15 minutes on 2 cores.
-    base_depth: float = 0.5
+    # a quarter-depth (one block a stage), half-width B0 so that the study, confirmation
+    # included, fits `make run`'s 10 minutes on 2 cores; from one block a stage depth moves in
+    # small steps (its 2x corner lies between 1.89x and 2.13x, from half depth 1.61x and 2.45x).
+    base_depth: float = 0.25
     base_width: float = 0.5
     budget: float = 2.0  # multiple of the base network's cost
     cost: str = "flops"  # flops | activations | time: what the budget and matching count
     tolerance: float = 0.03  # allowed relative distance of measured FLOPs from the budget
     match: bool = True  # solve each candidate's scale to the budget; False: reject misses
-    epochs: int = 3  # proxy epochs per training
-    batch_size: int = 128
+    epochs: int = 1  # proxy epochs per training (README, "The proxy recipe")
+    batch_size: int = 64
     optimizer: str = "sgd"  # sgd (Nesterov, cosine) | rmsprop (the paper's)
     lr: float | None = None  # None: the trainer's default for the optimizer and batch size
     seeds: int = 1  # trainings per candidate (the baseline always gets at least 2)
-    confirm_seeds: int = 2  # fresh trainings per network of the confirmation (at least 2)
+    # fresh trainings per network of the confirmation: each network's own seed noise has
+    # confirm_seeds - 1 degrees of freedom (README, "The verdict": 3 give the default study a
+    # detectable difference under 4 points)
+    confirm_seeds: int = 4
+    # Equivalence margin of the verdict, in accuracy points: compound and the best single
+    # dimension within it of each other are "equivalent" (README, "The verdict").
+    margin: float = 1.0
     # Further costs to confirm the verdict at ("activations,time"): the same compound direction
     # and single dimensions brought to the budget in each; empty: the study's cost alone.
     confirm_costs: str = ""
@@ -72,8 +79,12 @@ class StudyConfig:
     prune: bool = False  # stop hopeless compound candidates early (median rule, first seed)
     max_params: int | None = None  # optional constraint on parameters
     max_activations: int | None = None  # optional constraint on activations (memory proxy)
-    train_images: int | None = None  # use only this many training images (None: all)
-    val_images: int | None = None  # use only this many validation images (None: all)
+    # Use only this many training, validation and test images (None: all). Image folders and
+    # CIFAR keep their first images; the synthetic set, drawn rather than stored, draws that
+    # many scenes (training images may then also be more than its default 10,000).
+    train_images: int | None = None
+    val_images: int | None = None
+    test_images: int | None = None
     seed: int = 0  # data split and sampler seed
     device: str = "auto"  # auto | cpu | cuda
     # torch.compile the training step with CUDA graphs; None: on CUDA only (where it pays off;
@@ -89,9 +100,10 @@ IDENTITY = (
     "dataset", "image_size", "base_resolution", "base_depth", "base_width", "budget", "cost",
     "tolerance", "match",
     "epochs", "batch_size", "optimizer", "lr", "seeds", "confirm_seeds", "confirm_costs",
+    "margin",
     "max_params",
     "max_activations",
-    "train_images", "val_images", "seed",
+    "train_images", "val_images", "test_images", "seed",
 )
 FIELDS = {f.name: f for f in fields(StudyConfig)}
 
@@ -155,6 +167,10 @@ def check(config: StudyConfig) -> StudyConfig:
     c.lr = _positive("lr", c.lr, optional=True)
     _whole("seeds", c.seeds, 1)
     _whole("confirm_seeds", c.confirm_seeds, 1)
+    c.margin = _positive("margin", c.margin)
+    if c.margin >= 50:
+        raise BadInput(f"margin is in accuracy points and must be below 50, such as 1, got "
+                       f"{c.margin!r}.")
     confirm_costs(c)
     _choice("sampler", c.sampler, SAMPLERS)
     c.grid_step = _positive("grid_step", c.grid_step)
@@ -165,6 +181,7 @@ def check(config: StudyConfig) -> StudyConfig:
     _whole("max_activations", c.max_activations, 1, optional=True)
     _whole("train_images", c.train_images, 2, optional=True)
     _whole("val_images", c.val_images, 1, optional=True)
+    _whole("test_images", c.test_images, 1, optional=True)
     _whole("seed", c.seed, 0)
     if c.compile is not None and not isinstance(c.compile, bool):
         raise BadInput(f"compile must be true or false, got {c.compile!r}.")

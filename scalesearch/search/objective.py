@@ -166,7 +166,7 @@ class Objective:
                         raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
             return train_seed(candidate.spec, self.data, self.config, seed, trial.number,
-                              self.reporter, on_epoch=on_epoch)
+                              self.reporter, on_epoch=on_epoch if prune else None)
 
         good = run_seeds(trial, runs, seeds, train)
         accuracies = [r["val_accuracy"] for r in good]

@@ -61,8 +61,9 @@ def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: 
                reporter: Reporter, stage: str = "search", on_epoch=None,
                evaluate_test: bool = False, epochs: int | None = None) -> dict:
     """Run `seed` of `spec` in `stage` with the study's settings (and `epochs` if given): the
-    record stored in the trial's ``runs``, with per-image correctness packed as text
-    (``val_correct``; ``test_accuracy`` and ``test_correct`` when `evaluate_test`)."""
+    record stored in the trial's ``runs``, with per-image correctness packed as text: the
+    search's runs are judged on the validation split (``val_correct``), the later stages' on
+    the test split alone (`evaluate_test`: ``test_accuracy`` and ``test_correct``)."""
     from scalesearch.train.config import TrainConfig
     from scalesearch.train.trainer import train_model
 
@@ -71,7 +72,7 @@ def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: 
                                optimizer=config.optimizer, lr=config.lr,
                                seed=training_seed(config.seed, stage, seed),
                                device=config.device, evaluate_test=evaluate_test,
-                               compile=config.compile)
+                               evaluate_val=not evaluate_test, compile=config.compile)
     reporter.seed_started(number, seed, epochs * (len(data.train) // config.batch_size))
     result = train_model(spec, data, train_config, on_epoch=on_epoch, on_step=reporter.step)
     record = {"seed": seed, "training_seed": train_config.seed, "state": result.state,

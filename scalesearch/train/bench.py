@@ -19,6 +19,7 @@ count again once it is cached on disk (the in-memory cache is cleared in between
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Iterator
@@ -159,13 +160,15 @@ def _time_reference(
     stats = device_data(data, device)  # the same normalisation constants as ours
     mean, std = stats.mean.tolist(), stats.std.tolist()
     torch.manual_seed(config.seed)
+    if not config.drop:  # the same network as ours: no stochastic depth or dropout
+        spec = dataclasses.replace(spec, dropout=0.0, stochastic_depth=0.0)
     model = build_model(spec, data.num_classes).to(device)  # NCHW, as users leave it
     optimizer = make_optimizer(model, config, device, fast=False)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     loader = _reference_loader(data, spec.resolution, mean, std, config.batch_size, num_workers,
                                pin_memory=device.type == "cuda")
     total = warmup + steps
-    warmup_steps = min(round(config.warmup_epochs * len(loader)), total - 1)
+    warmup_steps = min(round(config.warmup * total), total - 1)
     use_autocast = device.type == "cuda"
 
     def step(index: int, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -178,6 +181,8 @@ def _time_reference(
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if config.clip is not None:  # the recipe's clip, as the plain loop would write it
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
         optimizer.step()
         return loss.detach()
 

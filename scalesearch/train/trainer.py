@@ -23,6 +23,8 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import statistics
 import time
@@ -37,6 +39,7 @@ from scalesearch.data.dataset import ImageDataset
 from scalesearch.net.depthwise import use_tap_weight_grad
 from scalesearch.net.model import build_model
 from scalesearch.net.scaling import NetworkSpec
+from scalesearch.train.average import WeightAverage
 from scalesearch.train.compiling import (
     compile_model,
     compile_options,
@@ -54,7 +57,11 @@ from scalesearch.train.config import (
 from scalesearch.train.memory import drop_frames, peak_memory, release_memory
 from scalesearch.train.optim import lr_factor, make_optimizer
 from scalesearch.train.resident import device_data
+from scalesearch.train.whiten import patch_sample, whiten_stem
 
+# long: one training, from its step to its epochs: the Trainer and the loop that drives it
+# share its state (steps, the loss window, evaluation); the pieces that stand alone (data,
+# optimizer, average, whitening, compiling, memory) live in their own modules.
 REPORT_EVERY = 25  # steps between loss read-backs (one device sync each) and on_step calls
 
 EVAL_BATCH_FACTOR = 2  # evaluation batches are this many training batches (no activations kept)
@@ -82,8 +89,7 @@ class Trainer:
         self.resolution = spec.resolution
         self.total_steps = total_steps
         self.steps_per_epoch = data.train.labels.shape[0] // config.batch_size
-        self.warmup_steps = min(round(config.warmup_epochs * self.steps_per_epoch),
-                                total_steps - 1)
+        self.warmup_steps = min(round(config.warmup * total_steps), total_steps - 1)
         self.steps_done = 0
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -99,9 +105,18 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             self.memory_baseline = torch.cuda.memory_allocated(self.device)
+        if not config.drop:
+            spec = dataclasses.replace(spec, dropout=0.0, stochastic_depth=0.0)
         self.model = build_model(spec, data.num_classes).to(
             device=self.device, memory_format=torch.channels_last
         )
+        self.params = list(self.model.parameters())
+        # The moving average of the weights (TrainConfig.ema), updated after every step.
+        self.average = WeightAverage(self.params, config.ema) if config.ema else None
+        if config.whiten:
+            sample = self.data.train_images[patch_sample(self.data.train_images, spec.resolution)]
+            whiten_stem(self.model.stem[0], self.data.eval_transform(
+                sample.to(self.device), spec.resolution, self.data.mean, self.data.std))
         if self.device.type == "cpu":
             use_tap_weight_grad(self.model)  # see scalesearch.depthwise: tiny maps, slow oneDNN
         self.compiled = compile_wanted(config.compile, self.device)
@@ -154,9 +169,23 @@ class Trainer:
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.config.clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.clip, foreach=True)
         self.optimizer.step()
         self.steps_done += 1
+        if self.average is not None:
+            self.average.update(self.steps_done)
         return loss.detach()
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The model as it is evaluated: with the averaged weights swapped in (when there is
+        an average) and batch-norm statistics recomputed for them; the trained weights are put
+        back afterwards (training may go on)."""
+        averaged = self.average.swapped_in() if self.average else contextlib.nullcontext()
+        with averaged:
+            self.recalibrate_batch_norm()
+            yield
 
     @torch.no_grad()
     def recalibrate_batch_norm(self, images: int = PRECISE_BN_IMAGES) -> None:
@@ -194,6 +223,8 @@ class Trainer:
             x = self.data.eval_transform(chunk, self.resolution, self.data.mean, self.data.std)
             with self.autocast():
                 logits = self.model(x)  # (b, classes)
+                if self.config.flip_eval:  # every class is the same in a mirror
+                    logits = logits + self.model(x.flip(3))
             hits[start : start + size] = logits.argmax(dim=1) == labels[start : start + size]
         self.model.train()
         return hits.cpu()  # one sync at the end
@@ -342,16 +373,21 @@ def _train(
         if images:
             progress.epoch_times.append(seconds / images)
         progress.last_loss = sum(epoch_losses) / len(epoch_losses)
-        trainer.recalibrate_batch_norm()
-        progress.val_correct = trainer.correct(trainer.data.val_images, trainer.data.val_labels)
-        progress.val_accuracy = progress.val_correct.float().mean().item()
         progress.epochs = epoch
+        last = trainer.steps_done >= total_steps or epoch == config.epochs
+        if on_epoch is None and not last:
+            continue  # nobody reads the accuracy of an epoch before the last
+        with trainer.evaluating():
+            if config.evaluate_val or on_epoch is not None:
+                progress.val_correct = trainer.correct(trainer.data.val_images,
+                                                       trainer.data.val_labels)
+                progress.val_accuracy = progress.val_correct.float().mean().item()
+            if last and config.evaluate_test:
+                progress.test_correct = trainer.correct(trainer.data.test_images,
+                                                        trainer.data.test_labels)
+                progress.test_accuracy = progress.test_correct.float().mean().item()
         if on_epoch is not None:
             on_epoch(epoch, progress.val_accuracy)
-    if config.evaluate_test:
-        progress.test_correct = trainer.correct(trainer.data.test_images,
-                                                trainer.data.test_labels)
-        progress.test_accuracy = progress.test_correct.float().mean().item()
 
 
 def _read_window(
