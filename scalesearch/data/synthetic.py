@@ -15,18 +15,20 @@ what the scene holds at R px, not what a stored copy kept.
 Thirteen classes in three groups (GROUPS), every image a dark two-colour gradient background
 with bright foreground objects (MIN_CONTRAST levels or more above it):
 
-- texture (4 classes; rewards resolution, with detail beyond the 2x resolution): a large disc
-  filled with horizontal stripes, vertical stripes, a diagonal hatch or a square hatch, all of
-  the same RMS contrast, so that blurred they are the same flat disc. The frequency is
-  log-uniform over TEXTURE_CYCLES = 3..40 cycles per image: each octave of resolution unlocks
-  the same share, and the finest stay out of reach of the default study's 2x networks (the
-  base at 36 px reads up to about 16 cycles, the resolution corner at 64 px about 29).
-- pair (3 classes; rewards depth: relations across the image): two equal small objects (disc,
-  square or triangle) 0.4-0.62 of the side apart, in a row, a column or along a diagonal
-  (+-10 degrees): only the direction between the two tells the classes apart.
-- shape (6 classes; rewards width: many varied classes): one triangle, square, diamond (the
-  square turned 45 degrees), cross, saltire (the cross turned) or ring, upright but for up to
-  10 degrees, of log-uniform size (0.2-0.38 of the side) anywhere, in varied colours.
+- texture (4 classes; built to reward resolution, with detail beyond the 2x resolution): a
+  large disc filled with horizontal stripes, vertical stripes, a diagonal hatch or a square
+  hatch, all of the same RMS contrast, so that blurred they are the same flat disc. The
+  frequency is log-uniform over TEXTURE_CYCLES = 3..40 cycles per image: each octave of
+  resolution unlocks the same share, and the finest stay out of reach of the default study's
+  2x networks (the base at 36 px reads up to about 16 cycles, the resolution corner at 64 px
+  about 29).
+- pair (3 classes; built to reward depth: relations across the image): two equal small
+  objects (disc, square or triangle) 0.4-0.62 of the side apart, in a row, a column or along
+  a diagonal (+-10 degrees): only the direction between the two tells the classes apart.
+- shape (6 classes; built to reward width: many varied classes): one triangle, square,
+  diamond (the square turned 45 degrees), cross, saltire (the cross turned) or ring, upright
+  but for up to 10 degrees, of log-uniform size (0.2-0.38 of the side) anywhere, in varied
+  colours.
 
 A known ceiling: LABEL_NOISE = 10% of the images of every split show a class drawn at random
 instead of their label's, so no network can be right on more than CEILING = 90.8% of them
@@ -35,10 +37,11 @@ is invariant to horizontal flips and small shifts, so the usual augmentations ke
 valid. Training images are fresh: the default proxy trains one epoch over the 10,000 images of
 the training split.
 
-Evidence: README, "Data sets" and "The proxy recipe" (benchmarks/proxy_noise.py).
+Evidence, and what each group turned out to reward: README, "The synthetic data set" and
+"The proxy recipe" (benchmarks/proxy_noise.py).
 """
 
-# long: the docstring above (40 lines) holds the design; the code is 390.
+# long: the docstring above (44 lines) holds the design; the code is 390.
 from __future__ import annotations
 
 import hashlib
