@@ -142,7 +142,7 @@ def test_sigterm_during_a_trial_leaves_a_study_that_resumes(tmp_path, data_dir):
     results = tmp_path / "results"
     args = [sys.executable, "-m", "scalesearch", "run", "--budget", "2x", "--results-dir",
             str(results), "--data-dir", str(data_dir), "--name", "tiny", *TINY, "--trials", "1",
-            "--train-images", "1024", "--epochs", "2"]
+            "--train-images", "1024", "--epochs", "2", "--workers", "1"]  # trains in-process
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 240
