@@ -36,8 +36,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check scalesearch tests benchmarks
 	$(BIN)/lint-imports
 
+# On the default study's base network (quarter-depth, half-width B0 at the synthetic set's 36 px).
 bench: $(STAMP)
-	$(BIN)/scalesearch bench
+	$(BIN)/scalesearch bench --depth 0.25 --width 0.5 --dataset synthetic
 
 # The default study's proxy: seed noise of its finalists, headroom at 8x the epochs (~30 min).
 bench-proxy: $(STAMP)
