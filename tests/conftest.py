@@ -208,7 +208,7 @@ def finished_study(tmp_path_factory, shared_data_dir) -> Path:
     change it."""
     results = tmp_path_factory.mktemp("finished")
     run = scalesearch("run", "--name", "tiny", "--results-dir", results, "--data-dir",
-                      shared_data_dir, *SMALL_GRID)
+                      shared_data_dir, *SMALL_GRID, "--workers", "1")  # trains in-process
     assert run.returncode == 0, run.stderr
     return results / "tiny"
 

@@ -18,7 +18,7 @@ from scalesearch.verdict.results import COLUMNS
 
 TINY = ["--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
         "--train-images", "128", "--val-images", "64",
-        "--test-images", "200", "--batch-size", "32", "--epochs", "1",
+        "--test-images", "200", "--batch-size", "32", "--epochs", "1", "--workers", "1",
         "--device", "cpu"]
 
 

@@ -226,7 +226,7 @@ def tiny(tmp_path_factory, shared_data_dir):
     its `run`; copy it before changing it."""
     results = tmp_path_factory.mktemp("fidelity")
     run = scalesearch("run", "--name", "tiny", "--results-dir", results, "--data-dir",
-                      shared_data_dir, *STUDY)
+                      shared_data_dir, *STUDY, "--workers", "1")  # trains in-process
     assert run.returncode == 0, run.stderr
     return results, run.stderr
 

@@ -16,7 +16,7 @@ import pytest
 TINY = ["--base-depth", "0.25", "--base-width", "0.25", "--base-resolution", "16",
         "--train-images", "128", "--val-images", "64",
         "--test-images", "200", "--batch-size", "32", "--epochs", "1",
-        "--device", "cpu"]
+        "--device", "cpu", "--workers", "1"]  # trains in-process
 
 
 @pytest.fixture(scope="module")
