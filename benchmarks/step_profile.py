@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch.nn.functional as F
 
     from scalesearch.net.scaling import scale_network
-    from scalesearch.runs.runner import load_data
+    from scalesearch.runs.loading import load_data
     from scalesearch.search.config import build_config
     from scalesearch.train.config import TrainConfig
     from scalesearch.train.trainer import Trainer

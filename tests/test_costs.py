@@ -12,7 +12,7 @@ import pytest
 from scalesearch.errors import BadInput
 from scalesearch.net.complexity import counts
 from scalesearch.net.scaling import scale_network
-from scalesearch.runs.runner import load_data
+from scalesearch.runs.loading import load_data
 from scalesearch.search.config import build_config, confirm_costs
 from scalesearch.search.costs import CostCounter
 from scalesearch.search.matching import match_budget

@@ -218,7 +218,7 @@ def test_cut_keeps_drawing(tmp_path):
 
 
 def test_a_study_draws_only_the_synthetic_images_it_uses(tmp_path, monkeypatch):
-    from scalesearch.runs.runner import load_data
+    from scalesearch.runs.loading import load_data
     from scalesearch.search.config import build_config
 
     config = build_config(data_dir=str(tmp_path), train_images=40, val_images=15,

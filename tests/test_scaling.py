@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from scalesearch.errors import BadInput
+from scalesearch.net.family import ScaleFlags
 from scalesearch.net.scaling import (
     B0_HEAD,
     B0_STAGES,
@@ -13,7 +14,6 @@ from scalesearch.net.scaling import (
     MAX_RESOLUTION,
     MIN_RESOLUTION,
     PRESETS,
-    ScaleFlags,
     check_classes,
     compound_multipliers,
     preset_spec,

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from scalesearch.runs.runner import load_data
+from scalesearch.runs.loading import load_data
 from scalesearch.search.config import build_config
 from scalesearch.search.objective import MAX_DUPLICATES_IN_A_ROW
 from scalesearch.search.plan import create_or_load

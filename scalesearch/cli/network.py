@@ -20,31 +20,28 @@ from scalesearch.cli.options import (
     JsonOpt,
     scale_flags,
 )
-from scalesearch.net.scaling import ScaleFlags
+from scalesearch.net.family import ScaleFlags
 
 
-def _stages_table(spec) -> list[dict]:
-    rows = [{"stage": "stem", "out_channels": spec.stem_channels, "repeats": 1}]
-    for i, s in enumerate(spec.stages, start=1):
-        rows.append(
-            {
-                "stage": str(i),
-                "out_channels": s.out_channels,
-                "repeats": s.repeats,
-                "expand": s.expand,
-                "kernel": s.kernel,
-                "stride": s.stride,
-            }
-        )
-    rows.append({"stage": "head", "out_channels": spec.head_channels, "repeats": 1})
-    return rows
+def _stages_table(rows: list[dict]):
+    """A rich table of a family's stage rows, one column per key any row has."""
+    from rich.table import Table
 
+    table = Table(title="Stages", title_justify="left")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*(str(row.get(k, "")) for k in columns))
+    return table
 
 
 @scale_flags
 def flops(
     scale: ScaleFlags,
-    base_resolution: int = typer.Option(224, help="Resolution of B0 that ratios refer to."),
+    base_resolution: Optional[int] = typer.Option(
+        None, help="Resolution of the base (multipliers 1) that ratios refer to \\[default: "
+        "the family's own, 224 px for the shipped ones]", show_default=False),
     classes: int = typer.Option(1000, help="Number of classes of the classifier."),
     fvcore: bool = typer.Option(
         False, "--fvcore", help="Count with fvcore (seconds) and check it against the "
@@ -53,10 +50,12 @@ def flops(
 ) -> None:
     """Count parameters, FLOPs (multiply-adds, fvcore's convention) and activations of one
     network; analytic (exact, instant) unless --fvcore."""
-    from scalesearch.net.scaling import check_classes
+    from scalesearch.net.family import check_classes, family_of
 
     spec = scale.spec(base_resolution)
     check_classes(classes)
+    family = family_of(spec)
+    base_resolution = base_resolution or family.resolution
     from scalesearch.net.complexity import CountMismatch, count_complexity
 
     try:
@@ -65,6 +64,7 @@ def flops(
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
     record = {
+        "base": family.name,
         "preset": scale.preset.lower() if scale.preset else None,
         "depth_mult": spec.depth_mult,
         "width_mult": spec.width_mult,
@@ -76,29 +76,23 @@ def flops(
         "activations": c.activations,
         "flops_ratio": c.flops_ratio,
         "dropout": spec.dropout,
-        "stages": _stages_table(spec),
+        "stages": family.stages(spec),
     }
     if as_json:
         print(json.dumps(record, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title="Stages", title_justify="left")
-    for column in ("stage", "out_channels", "repeats", "expand", "kernel", "stride"):
-        table.add_column(column, justify="right")
-    for row in record["stages"]:
-        table.add_row(*(str(row.get(k, "")) for k in
-                        ("stage", "out_channels", "repeats", "expand", "kernel", "stride")))
+    table = _stages_table(record["stages"])
     console = Console()
     console.print(
-        f"depth_mult {spec.depth_mult:.4g}  width_mult {spec.width_mult:.4g}  "
+        f"{family.name}  depth_mult {spec.depth_mult:.4g}  width_mult {spec.width_mult:.4g}  "
         f"resolution {spec.resolution} px  classes {classes}"
     )
     console.print(
         f"params {c.params:,}  flops {c.flops / 1e9:.4f} G multiply-adds  "
         f"activations {c.activations / 1e6:.2f} M  flops_ratio {c.flops_ratio:.3f} "
-        f"(vs B0 at {base_resolution} px)"
+        f"(vs {family.name} at {base_resolution} px)"
     )
     console.print(table)
 

@@ -9,11 +9,16 @@ from typing import Optional
 
 import typer
 
-from scalesearch.net.scaling import ScaleFlags
+from scalesearch.net.family import ScaleFlags
 
 # Options of every command that names one network.
-PresetOpt = typer.Option(None, "--preset", help="Official member b0..b7.", show_default=False)
-DepthOpt = typer.Option(None, "--depth", help="Depth multiplier d (repeats = ceil(d * B0's)).")
+BaseOpt = typer.Option(None, "--base", help="Family: efficientnet-b0 (default), resnet50, "
+                       "mobilenetv2, mobilenetv1 or package.module:attribute.",
+                       show_default=False)
+PresetOpt = typer.Option(None, "--preset", help="Official EfficientNet b0..b7.",
+                         show_default=False)
+DepthOpt = typer.Option(None, "--depth", help="Depth multiplier d (blocks = ceil(d * the "
+                        "family's)).")
 WidthOpt = typer.Option(None, "--width", help="Width multiplier w (channels rounded to 8).")
 ResolutionOpt = typer.Option(None, "--resolution", help="Input resolution in pixels.")
 AlphaOpt = typer.Option(None, "--alpha", help="Compound depth coefficient: d = alpha^phi.")
@@ -29,7 +34,7 @@ DatasetOpt = typer.Option(
 DataDirOpt = typer.Option("data", "--data-dir", help="Folder for downloads and data set caches.")
 DataBaseResolutionOpt = typer.Option(
     None, "--base-resolution", show_default=False,
-    help="B0's proxy resolution that presets and --gamma scale and flops_ratio refers to "
+    help="The base's proxy resolution that presets and --gamma scale and flops_ratio refers to "
          "\\[default: the data set's own, 32 px for the built-in sets]",
 )
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
@@ -52,6 +57,7 @@ StudyDeviceOpt = typer.Option(None, "--device", help="auto | cpu | cuda.")
 # The scale flags of every command that names one network: (parameter, option, type), in the
 # order --help shows them; `ScaleFlags` has one field per parameter.
 SCALE_FLAGS = (
+    ("base", BaseOpt, Optional[str]),
     ("preset", PresetOpt, Optional[str]),
     ("depth_mult", DepthOpt, Optional[float]),
     ("width_mult", WidthOpt, Optional[float]),
@@ -64,7 +70,7 @@ SCALE_FLAGS = (
 
 
 def scale_flags(command):
-    """Give a Typer command the scale flags (--preset, --depth, ... --phi) as its first options;
+    """Give a Typer command the scale flags (--base, --preset, ... --phi) as its first options;
     the command receives them as one `ScaleFlags` in its parameter ``scale``."""
     own = [p for name, p in inspect.signature(command).parameters.items() if name != "scale"]
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,

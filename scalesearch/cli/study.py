@@ -57,10 +57,13 @@ def run(  # long: one option per study field, then six lines of body
     max_resident_gb: Optional[float] = typer.Option(None, "--max-resident-gb", help="Most "
                                                     "image data (GB) on the device; beyond, "
                                                     "stream from disk (0: always)."),
+    base: Optional[str] = typer.Option(None, "--base", help="Family to scale: efficientnet-b0 "
+                                       "(default), resnet50, mobilenetv2, mobilenetv1 or "
+                                       "package.module:attribute."),
     base_depth: Optional[float] = typer.Option(None, "--base-depth",
-                                               help="Base network depth, x B0."),
+                                               help="Base network depth, x the family's."),
     base_width: Optional[float] = typer.Option(None, "--base-width",
-                                               help="Base network width, x B0."),
+                                               help="Base network width, x the family's."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd | rmsprop."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate."),

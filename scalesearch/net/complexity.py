@@ -1,4 +1,4 @@
-"""Parameters, FLOPs and activations of a NetworkSpec: the analytic count, and fvcore's.
+"""Parameters, FLOPs and activations of a Spec: the analytic count, and fvcore's.
 
 Conventions (fvcore's, which `scalesearch.net.analytic` reproduces exactly):
 - FLOPs are multiply-adds as fvcore's `FlopCountAnalysis` counts them (one fused multiply-add
@@ -7,9 +7,12 @@ Conventions (fvcore's, which `scalesearch.net.analytic` reproduces exactly):
   not (fvcore has no handle for them).
 - Activations are fvcore's `ActivationCountAnalysis` total (output elements of conv and linear
   layers for one image), a proxy for training memory.
-- `flops_ratio` is FLOPs over those of B0 at the base resolution with the same class count.
+- `flops_ratio` is FLOPs over those of the family's multiplier-1 network (B0 for the default
+  base) at the base resolution with the same class count.
 
-`counts` is the analytic count (microseconds, no torch), memoised in memory. `fvcore_counts`
+Every spec is counted by its family (`scalesearch.net.family`). `counts` is the family's
+analytic count (microseconds, no torch), memoised in memory; a family without one (a user's
+own) is counted by fvcore instead, cached as below. `fvcore_counts`
 traces the built model with fvcore (a second or more) and caches the result in memory and on
 disk: one small JSON file per network under the cache folder, written atomically, safe for
 concurrent processes. `checked_counts` is fvcore's count after checking that the analytic one
@@ -23,9 +26,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from scalesearch.net import analytic
 from scalesearch.net.analytic import Counts
-from scalesearch.net.scaling import B0_RESOLUTION, NetworkSpec, check_classes, scale_network
+from scalesearch.net.family import Spec, family_of
+from scalesearch.net.scaling import B0_RESOLUTION, check_classes
 from scalesearch.store.files import read_record, write_record
 
 CACHE_VERSION = 1  # bump when the model or the counting convention changes
@@ -40,7 +43,7 @@ class Complexity:
     params: int
     flops: int  # multiply-adds, fvcore convention
     activations: int
-    flops_ratio: float  # flops / flops of B0 at the base resolution, same classes
+    flops_ratio: float  # flops / flops of the base (multipliers 1) at the base resolution
 
 
 _analytic_memory: dict[str, Counts] = {}
@@ -59,32 +62,12 @@ def clear_memory_cache() -> None:
     _fvcore_memory.clear()
 
 
-def measure(spec: NetworkSpec, num_classes: int) -> Counts:
+def measure(spec: Spec, num_classes: int) -> Counts:
     """Count with fvcore, uncached: builds the model and traces one forward pass."""
-    import warnings
+    from scalesearch.net.family import build_model
+    from scalesearch.net.fvcore_count import count_module
 
-    import torch
-
-    from scalesearch.net.model import build_model
-
-    with warnings.catch_warnings():
-        # fvcore touches torch.jit, which newer torch releases flag as deprecated.
-        warnings.simplefilter("ignore", FutureWarning)
-        from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
-
-    model = build_model(spec, num_classes).eval()
-    image = torch.zeros(1, 3, spec.resolution, spec.resolution)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        flops = FlopCountAnalysis(model, image)
-        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        activations = ActivationCountAnalysis(model, image)
-        activations.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return Counts(
-            params=sum(p.numel() for p in model.parameters()),
-            flops=int(flops.total()),
-            activations=int(activations.total()),
-        )
+    return count_module(build_model(spec, num_classes), spec.resolution)
 
 
 def _cache_file(cache_dir: Path, key: str) -> Path:
@@ -92,18 +75,26 @@ def _cache_file(cache_dir: Path, key: str) -> Path:
     return cache_dir / "complexity" / f"{digest}.json"
 
 
-def counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
-    """The analytic count of `spec` (memoised in memory). `cache_dir` is accepted for the
-    callers of the fvcore-backed version and ignored: nothing here touches the disk."""
+def analytic_count(spec: Spec, num_classes: int) -> Counts | None:
+    """The family's closed-form count of `spec`, or None where the family has none."""
+    return family_of(spec).count(spec, num_classes)
+
+
+def counts(spec: Spec, num_classes: int, cache_dir: Path | None = None) -> Counts:
+    """The analytic count of `spec` (memoised in memory); fvcore's (`fvcore_counts`, cached
+    in `cache_dir`) for a family without one."""
     check_classes(num_classes)
     key = spec.key(num_classes)
     found = _analytic_memory.get(key)
     if found is None:
-        found = _analytic_memory[key] = analytic.count(spec, num_classes)
+        found = analytic_count(spec, num_classes)
+        if found is None:
+            return fvcore_counts(spec, num_classes, cache_dir)
+        _analytic_memory[key] = found
     return found
 
 
-def _fvcore(spec: NetworkSpec, num_classes: int, cache_dir: Path | None,
+def _fvcore(spec: Spec, num_classes: int, cache_dir: Path | None,
             fresh: bool) -> tuple[Counts, bool]:
     """fvcore's count and whether it came from a cache; `fresh` skips both caches."""
     check_classes(num_classes)
@@ -120,19 +111,22 @@ def _fvcore(spec: NetworkSpec, num_classes: int, cache_dir: Path | None,
     return found, cached
 
 
-def fvcore_counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
+def fvcore_counts(spec: Spec, num_classes: int, cache_dir: Path | None = None) -> Counts:
     """fvcore's count of `spec`, from the memory cache, the disk cache or a fresh trace."""
     return _fvcore(spec, num_classes, cache_dir, fresh=False)[0]
 
 
-def checked_counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None = None) -> Counts:
+def checked_counts(spec: Spec, num_classes: int, cache_dir: Path | None = None) -> Counts:
     """fvcore's count, checked against the analytic count; `CountMismatch` if they differ.
 
     A cached fvcore count that disagrees is traced again first (a cache written by an older
     model would otherwise be blamed on the analytic count), and the fresh count replaces it.
+    A family without an analytic count has nothing to check: fvcore's count is returned.
     """
-    expected = analytic.count(spec, num_classes)
+    expected = analytic_count(spec, num_classes)
     found, cached = _fvcore(spec, num_classes, cache_dir, fresh=False)
+    if expected is None:
+        return found
     if found != expected and cached:
         found, _ = _fvcore(spec, num_classes, cache_dir, fresh=True)
     if found != expected:
@@ -144,17 +138,18 @@ def checked_counts(spec: NetworkSpec, num_classes: int, cache_dir: Path | None =
 
 
 def count_complexity(
-    spec: NetworkSpec,
+    spec: Spec,
     num_classes: int,
     base_resolution: int = B0_RESOLUTION,
     cache_dir: Path | None = None,
     exact: bool = False,
 ) -> Complexity:
-    """Parameters, FLOPs, activations and the FLOPs ratio to B0 at `base_resolution`.
+    """Parameters, FLOPs, activations and the FLOPs ratio to the family's multiplier-1 network
+    at `base_resolution`.
 
     Analytic by default; `exact=True` counts the network and the base with fvcore and checks
     both against the analytic count (`checked_counts`)."""
     count = checked_counts if exact else counts
     own = count(spec, num_classes, cache_dir)
-    base = count(scale_network(1.0, 1.0, base_resolution), num_classes, cache_dir)
+    base = count(family_of(spec).scale(1.0, 1.0, base_resolution), num_classes, cache_dir)
     return Complexity(own.params, own.flops, own.activations, own.flops / base.flops)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from scalesearch.net.depthwise import DepthwiseConv2d
+from scalesearch.net.layers import init_weights
 from scalesearch.net.scaling import NetworkSpec
 
 BN_EPS = 1e-3  # the TF reference value; parameter counts do not depend on it
@@ -128,17 +129,7 @@ class EfficientNet(nn.Module):
         # scale of the last batch norm of every residual block, so each block starts as the
         # identity. Measured on the synthetic set (B0, 32 px, 3 epochs, SGD, 2-core CPU):
         # 10% (chance) with the reference init, 28% with these two.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
         for m in self.modules():
             if isinstance(m, MBConv) and m.residual:
                 nn.init.zeros_(m.body[-1][1].weight)  # the projection's batch norm scale

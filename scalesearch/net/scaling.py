@@ -45,6 +45,8 @@ class NetworkSpec:
     depth_mult: float = 1.0  # the multipliers this spec was made from, kept for reports
     width_mult: float = 1.0
 
+    family = "efficientnet-b0"  # the family that builds and counts it (net.family)
+
     @property
     def blocks(self) -> int:
         return sum(stage.repeats for stage in self.stages)
@@ -207,12 +209,16 @@ def spec_from_flags(
     gamma: float | None = None,
     phi: float | None = None,
     base_resolution: int = B0_RESOLUTION,
+    scale=None,
 ) -> NetworkSpec:
     """The network that one of the three ways of naming a scale describes.
 
+    `scale` makes a spec from (depth, width, resolution): B0's `scale_network` unless another
+    family's is given (presets are B0's alone).
+
     Exactly one way may be used: a preset (b0..b7, resolution relative to the base), explicit
     multipliers (depth/width/resolution; unset ones stay at B0's), or compound coefficients
-    (alpha/beta/gamma, unset ones 1.0, with phi, default 1). Nothing given means B0.
+    (alpha/beta/gamma, unset ones 1.0, with phi, default 1). Nothing given means the base.
     """
     base_resolution = check_resolution(base_resolution, "base resolution")
     explicit = {"--depth": depth_mult, "--width": width_mult, "--resolution": resolution}
@@ -240,48 +246,9 @@ def spec_from_flags(
             1.0 if phi is None else phi,
             base_resolution,
         )
-        return scale_network(depth, width, res)
-    return scale_network(
+        return (scale or scale_network)(depth, width, res)
+    return (scale or scale_network)(
         1.0 if depth_mult is None else depth_mult,
         1.0 if width_mult is None else width_mult,
         base_resolution if resolution is None else resolution,
     )
-
-
-@dataclass(frozen=True)
-class ScaleFlags:
-    """One network named on the command line: a preset, multipliers or compound coefficients
-    (see `spec_from_flags`); unset fields are None."""
-
-    preset: str | None = None
-    depth_mult: float | None = None
-    width_mult: float | None = None
-    resolution: int | None = None
-    alpha: float | None = None
-    beta: float | None = None
-    gamma: float | None = None
-    phi: float | None = None
-
-    def spec(self, base_resolution: int = B0_RESOLUTION) -> NetworkSpec:
-        return spec_from_flags(self.preset, self.depth_mult, self.width_mult, self.resolution,
-                               self.alpha, self.beta, self.gamma, self.phi, base_resolution)
-
-    def check(self, base_resolution: int | None) -> None:
-        """Raise BadInput now, before a data set loads, for flags that cannot work.
-
-        With a base resolution the check is exact. Without one the base is the data set's own,
-        known only once it is loaded (minutes for an image folder); then the flags fail here
-        only if they fail at every base. A resolution grows monotonically with the base, and
-        gamma^phi (or a preset's factor) below 1 is best served by the largest base, above 1 by
-        the smallest, so failing at both ends of the allowed range means failing at every base.
-        """
-        if base_resolution is not None:
-            self.spec(base_resolution)
-            return
-        try:
-            self.spec(MIN_RESOLUTION)
-        except BadInput as at_smallest:
-            try:
-                self.spec(MAX_RESOLUTION)
-            except BadInput:
-                raise at_smallest from None

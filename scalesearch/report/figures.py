@@ -55,9 +55,10 @@ class Drawn:
 
 
 def proxy_text(settings: dict) -> str:
-    """'synthetic, base d 0.5 w 0.5, 3 epochs, batch 128, sgd' for figure titles."""
+    """'synthetic, efficientnet-b0 d 0.5 w 0.5, 3 epochs, batch 128, sgd' for figure titles."""
     res = settings.get("base_resolution")
-    return (f"{settings.get('dataset', '?')}, base d {settings.get('base_depth')} "
+    return (f"{settings.get('dataset', '?')}, {settings.get('base', 'efficientnet-b0')} "
+            f"d {settings.get('base_depth')} "
             f"w {settings.get('base_width')}{f' at {res} px' if res else ''}, "
             f"{settings.get('epochs')} epoch(s), batch {settings.get('batch_size')}, "
             f"{settings.get('optimizer')}")

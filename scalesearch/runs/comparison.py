@@ -8,8 +8,8 @@ from pathlib import Path
 
 from scalesearch.errors import BadInput
 from scalesearch.runs.files import Where
-from scalesearch.runs.loading import load_study, stored_config
-from scalesearch.runs.runner import Exporting, Interrupted, load_data, sigterm_as_interrupt
+from scalesearch.runs.loading import load_data, load_study, stored_config
+from scalesearch.runs.runner import Exporting, Interrupted, sigterm_as_interrupt
 from scalesearch.search.training import Reporter
 from scalesearch.verdict.decision import MIN_RUNS
 

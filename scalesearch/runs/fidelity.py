@@ -20,9 +20,9 @@ from pathlib import Path
 
 from scalesearch.errors import BadInput
 from scalesearch.runs.files import Where
-from scalesearch.runs.loading import load_study, stored_config
+from scalesearch.runs.loading import load_data, load_study, stored_config
 from scalesearch.runs.processes import Monitor
-from scalesearch.runs.runner import Exporting, Interrupted, load_data, sigterm_as_interrupt
+from scalesearch.runs.runner import Exporting, Interrupted, sigterm_as_interrupt
 
 DEFAULT_SCHEDULES = "2x,4x"
 DEFAULT_EXTREMES = 2

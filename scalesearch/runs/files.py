@@ -74,6 +74,7 @@ def write_run_files(where: Where, config: StudyConfig) -> None:
 def study_summary(study, where: Where) -> tuple[dict, dict]:
     """summary.json of the study at `where` (the search, and the confirmation's verdict once
     it has run) and the rows of each file, {file name: rows}."""
+    from scalesearch.net.family import DEFAULT_BASE
     from scalesearch.search.worker import search_complete
     from scalesearch.stages import confirm, stage
     from scalesearch.verdict.results import search_summary, trial_rows
@@ -81,6 +82,7 @@ def study_summary(study, where: Where) -> tuple[dict, dict]:
     frame = trial_rows(study.get_trials(deepcopy=False))
     summary = search_summary(frame, study.user_attrs.get("settings", {}).get("budget"))
     summary["study"] = where.name
+    summary["base"] = study.user_attrs.get("config", {}).get("base", DEFAULT_BASE)
     summary["storage"] = where.storage or str(where.folder / "study.journal")
     rows = {"trials.csv": frame}
     confirmation = stage.load_existing(where.name, confirm.STAGE, study._storage)

@@ -1,4 +1,5 @@
-"""Finding and opening a stored study by name, and the settings it was made with."""
+"""Finding and opening a stored study by name, the settings it was made with, and the data set
+it trains on (as every stage and every process of a study loads it)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,16 @@ def stored_config(where: Where, device: Optional[str] = None,
     if data_dir is not None:
         config.data_dir = data_dir
     return check(config)
+
+
+def load_data(config: StudyConfig):
+    """The study's data set (an image folder stored at image_size, streamed beyond
+    max_resident_gb), cut to train_images / val_images / test_images when those are set."""
+    from scalesearch.data.load import load_dataset
+
+    images = {"train": config.train_images, "val": config.val_images,
+              "test": config.test_images}
+    data = load_dataset(config.dataset, config.data_dir, seed=config.seed,
+                        image_size=config.image_size, max_resident_gb=config.max_resident_gb,
+                        images=images)
+    return data.cut(config.train_images, config.val_images, config.test_images)

@@ -58,17 +58,14 @@ def measured_workers_per_gpu(config) -> int:
     """Concurrent trainings per GPU for `config`'s study, from its base network's measured
     training throughput with 1, 2 and 4 at once on one GPU (`train.trainer.trainings_per_gpu`;
     1 on the CPU). Loads the study's data set (its caches make that quick)."""
-    from scalesearch.data.load import load_dataset
-    from scalesearch.net.scaling import scale_network
+    from scalesearch.net.family import get_family
+    from scalesearch.runs.loading import load_data
     from scalesearch.train.config import TrainConfig
     from scalesearch.train.throughput import trainings_per_gpu
 
-    images = {"train": config.train_images, "val": config.val_images,
-              "test": config.test_images}
-    data = load_dataset(config.dataset, config.data_dir, seed=config.seed, images=images)
-    data = data.cut(config.train_images, config.val_images, config.test_images)
-    base = scale_network(config.base_depth, config.base_width,
-                         config.base_resolution or data.base_resolution)
+    data = load_data(config)
+    base = get_family(config.base).scale(config.base_depth, config.base_width,
+                                         config.base_resolution or data.base_resolution)
     train = TrainConfig(batch_size=min(config.batch_size, len(data.train)),
                         optimizer=config.optimizer, lr=config.lr, seed=config.seed,
                         device=config.device)

@@ -10,6 +10,7 @@ written. The command line turns these into one line and an exit status.
 from __future__ import annotations
 
 import dataclasses
+import re
 import signal
 import threading
 import warnings
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from scalesearch.errors import BadInput
 from scalesearch.runs.files import Where, export, write_run_files
+from scalesearch.runs.loading import load_data
 from scalesearch.runs.processes import (
     Monitor,
     cpu_workers,
@@ -70,9 +72,13 @@ def check_workers(workers: int | None, workers_per_gpu: int | None, heartbeat: i
 
 
 def default_name(config: StudyConfig, study_file: Path | None) -> str:
-    """The study file's or data set's name, the budget and a cost other than FLOPs, e.g.
-    synthetic-2x or synthetic-2x-time."""
+    """The study file's or data set's name, a base other than B0, the budget and a cost other
+    than FLOPs, e.g. synthetic-2x, synthetic-resnet50-2x or synthetic-2x-time."""
+    from scalesearch.net.family import DEFAULT_BASE
+
     stem = study_file.stem if study_file else config.dataset.split(":")[0]
+    if config.base != DEFAULT_BASE and not study_file:
+        stem += "-" + re.sub(r"[^A-Za-z0-9_]+", "-", config.base).strip("-")
     cost = "" if config.cost == "flops" else f"-{config.cost}"
     return f"{stem}-{config.budget:g}x{cost}"
 
@@ -89,19 +95,6 @@ def open_study(where: Where, config: StudyConfig, create: bool = True):
 
     storage = open_storage(where.results_dir, where.name, where.storage, where.heartbeat)
     return create_or_load(where.name, storage, config, create=create)
-
-
-def load_data(config: StudyConfig):
-    """The study's data set (an image folder stored at image_size, streamed beyond
-    max_resident_gb), cut to train_images / val_images / test_images when those are set."""
-    from scalesearch.data.load import load_dataset
-
-    images = {"train": config.train_images, "val": config.val_images,
-              "test": config.test_images}
-    data = load_dataset(config.dataset, config.data_dir, seed=config.seed,
-                        image_size=config.image_size, max_resident_gb=config.max_resident_gb,
-                        images=images)
-    return data.cut(config.train_images, config.val_images, config.test_images)
 
 
 def _quiet_storage_errors(args) -> None:
@@ -135,9 +128,9 @@ def run_study(where: Where, config: StudyConfig, workers: int | None, workers_pe
     count = (workers if workers is not None
              else len(slots) if slots != [None] else cpu_workers())
     reporter.study_opened(
-        f"study {where.name}: budget {config.budget:g}x {config.cost}, {config.dataset}, "
-        f"{config.epochs} "
-        f"epochs, {config.seeds} seed(s), sampler {config.sampler}; stored in "
+        f"study {where.name}: {config.base} (d {config.base_depth:g}, w "
+        f"{config.base_width:g}), budget {config.budget:g}x {config.cost}, {config.dataset}, "
+        f"{config.epochs} epochs, {config.seeds} seed(s), sampler {config.sampler}; stored in "
         f"{where.storage or where.folder / 'study.journal'}",
         study.user_attrs["target"], done_count(study.get_trials(deepcopy=False)))
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from scalesearch.errors import BadInput
+from scalesearch.net.family import DEFAULT_BASE, get_family
 from scalesearch.search.space import parse_budget
 
 if sys.version_info >= (3, 11):
@@ -36,6 +37,10 @@ class StudyConfig:
 
     dataset: str = "synthetic"  # synthetic | cifar10 | cifar100 | imagefolder:PATH
     data_dir: str = "data"  # where data sets are downloaded and cached
+    # The family the study scales (scalesearch.net.family): efficientnet-b0, resnet50,
+    # mobilenetv2, mobilenetv1, or a user's own as package.module:attribute. Given without
+    # base_depth, base_width and base_resolution, those three are the family's CPU proxy.
+    base: str = "efficientnet-b0"
     # px of the base network (None: the data set's own). 36, not 32: EfficientNet halves its
     # maps five times, so from a multiple of 32 the first extra pixel adds a row to every map
     # (33 px costs 2.2x the FLOPs of 32 px) and the 2x surface holds only ~4 distinct networks;
@@ -48,10 +53,11 @@ class StudyConfig:
     # The most decoded image data (GB) kept on the training device; beyond it the data set
     # streams from its memory-mapped cache. None: half the device's free memory; 0: stream.
     max_resident_gb: float | None = None
-    # The base network is B0 times these multipliers. 1.0 is B0 itself; the default study uses
-    # a quarter-depth (one block a stage), half-width B0 so that the study, confirmation
-    # included, fits `make run`'s 10 minutes on 2 cores; from one block a stage depth moves in
-    # small steps (its 2x corner lies between 1.89x and 2.13x, from half depth 1.61x and 2.45x).
+    # The base network is the family's (B0's) times these multipliers. 1.0 is B0 itself; the
+    # default study uses a quarter-depth (one block a stage), half-width B0 so that the study,
+    # confirmation included, fits `make run`'s 10 minutes on 2 cores; from one block a stage
+    # depth moves in small steps (its 2x corner lies between 1.89x and 2.13x, from half depth
+    # 1.61x and 2.45x).
     base_depth: float = 0.25
     base_width: float = 0.5
     budget: float = 2.0  # multiple of the base network's cost
@@ -97,8 +103,8 @@ class StudyConfig:
 
 
 IDENTITY = (
-    "dataset", "image_size", "base_resolution", "base_depth", "base_width", "budget", "cost",
-    "tolerance", "match",
+    "dataset", "base", "image_size", "base_resolution", "base_depth", "base_width", "budget",
+    "cost", "tolerance", "match",
     "epochs", "batch_size", "optimizer", "lr", "seeds", "confirm_seeds", "confirm_costs",
     "margin",
     "max_params",
@@ -145,6 +151,9 @@ def check(config: StudyConfig) -> StudyConfig:
     if not isinstance(c.dataset, str):
         raise BadInput(f"dataset must be a name such as 'synthetic', got {c.dataset!r}.")
     check_dataset_name(c.dataset)
+    if not isinstance(c.base, str) or not c.base:
+        raise BadInput(f"base must be a family name such as 'resnet50', got {c.base!r}.")
+    get_family(c.base)
     if not isinstance(c.data_dir, str) or not c.data_dir:
         raise BadInput(f"data_dir must be a folder path, got {c.data_dir!r}.")
     if c.base_resolution is not None:
@@ -238,6 +247,12 @@ def build_config(study_file: str | Path | None = None, **flags) -> StudyConfig:
             raise TypeError(f"unknown study field {key!r}")
         if value is not None:
             values[key] = value
+    base = values.get("base", DEFAULT_BASE)
+    if base != DEFAULT_BASE and isinstance(base, str):
+        # Another family's own proxy base, where the study did not choose one.
+        depth, width, resolution = get_family(base).proxy
+        proxy = {"base_depth": depth, "base_width": width, "base_resolution": resolution}
+        values = {**{k: v for k, v in proxy.items() if k not in values}, **values}
     if values.get("image_size") is not None and "base_resolution" not in values:
         values["base_resolution"] = None  # the image folder's own: round(N * 224 / 256)
     try:

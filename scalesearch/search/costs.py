@@ -13,7 +13,7 @@ every trained network records all three. FLOPs and activations are analytic coun
 
 from __future__ import annotations
 
-from scalesearch.net.scaling import NetworkSpec, scale_network
+from scalesearch.net.family import Spec, get_family
 from scalesearch.search.config import COSTS, StudyConfig
 
 
@@ -28,8 +28,8 @@ class CostCounter:
         self.config = config
         self.cost = config.cost
         self.num_classes = num_classes
-        self.base = scale_network(config.base_depth, config.base_width,
-                                  config.base_resolution or data_base_resolution)
+        self.base = get_family(config.base).scale(
+            config.base_depth, config.base_width, config.base_resolution or data_base_resolution)
         self._complexity = complexity
         self.base_counts = complexity.counts(self.base, self.num_classes)
         self.base_flops = self.base_counts.flops
@@ -38,13 +38,13 @@ class CostCounter:
     def for_data(cls, config: StudyConfig, data) -> CostCounter:
         return cls(config, data.num_classes, data.base_resolution)
 
-    def counts(self, spec: NetworkSpec):
+    def counts(self, spec: Spec):
         return self._complexity.counts(spec, self.num_classes)
 
-    def checked(self, spec: NetworkSpec):
+    def checked(self, spec: Spec):
         return self._complexity.checked_counts(spec, self.num_classes)
 
-    def seconds_per_image(self, spec: NetworkSpec) -> float:
+    def seconds_per_image(self, spec: Spec) -> float:
         """Measured training seconds per image on the study's device (cached)."""
         from scalesearch.train.config import TrainConfig
         from scalesearch.train.timing import time_per_image
@@ -54,7 +54,7 @@ class CostCounter:
                              compile=self.config.compile)
         return time_per_image(spec, self.num_classes, config).seconds_per_image
 
-    def ratio(self, spec: NetworkSpec, cost: str | None = None) -> float:
+    def ratio(self, spec: Spec, cost: str | None = None) -> float:
         """`spec`'s cost over the base network's, in `cost` (default: the study's)."""
         cost = cost or self.cost
         if cost == "flops":
@@ -65,5 +65,5 @@ class CostCounter:
             return self.seconds_per_image(spec) / self.seconds_per_image(self.base)
         raise ValueError(f"unknown cost {cost!r}; one of {COSTS}")
 
-    def __call__(self, spec: NetworkSpec) -> float:
+    def __call__(self, spec: Spec) -> float:
         return self.ratio(spec)

@@ -32,10 +32,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scalesearch.net.scaling import MAX_RESOLUTION, MIN_RESOLUTION, NetworkSpec, scale_network
+from scalesearch.net.family import MAX_RESOLUTION, MIN_RESOLUTION, Spec, family_of
 from scalesearch.search.space import Direction
 
-CostRatio = Callable[[NetworkSpec], float]  # a spec's cost over the base network's
+CostRatio = Callable[[Spec], float]  # a spec's cost over the base network's
 # Bisection stops when the bracket on t is this narrow. Two roundings (say the channels of
 # two stages) can change the network 5e-4 apart in t; at 1e-6 they are found as two steps.
 T_STEP = 1e-6
@@ -48,7 +48,7 @@ class Network:
     """One network along a direction."""
 
     phi: float  # the effective exponent t it was scaled by
-    spec: NetworkSpec
+    spec: Spec
     ratio: float  # its cost (FLOPs, activations or time) over the base network's
 
 
@@ -91,7 +91,7 @@ class Match:
 
     # The nearest network's fields, for callers that need one network.
     @property
-    def spec(self) -> NetworkSpec:
+    def spec(self) -> Spec:
         return self.nearest.spec
 
     @property
@@ -104,15 +104,15 @@ class Match:
 
 
 def scaled_spec(
-    alpha: float, beta: float, gamma: float, t: float, base: NetworkSpec
-) -> NetworkSpec:
+    alpha: float, beta: float, gamma: float, t: float, base: Spec
+) -> Spec:
     """`base` scaled by alpha^t (depth), beta^t (width) and gamma^t (resolution, rounded)."""
     resolution = min(MAX_RESOLUTION, max(MIN_RESOLUTION, round(gamma**t * base.resolution)))
-    return scale_network(base.depth_mult * alpha**t, base.width_mult * beta**t, resolution,
-                         base.dropout)
+    return family_of(base).scale(base.depth_mult * alpha**t, base.width_mult * beta**t,
+                                 resolution, base.dropout)
 
 
-def nominal_spec(direction: Direction, budget: float, base: NetworkSpec) -> NetworkSpec:
+def nominal_spec(direction: Direction, budget: float, base: Spec) -> Spec:
     """The candidate at phi = 1, without matching."""
     alpha, beta, gamma = direction.coefficients(budget)
     return scaled_spec(alpha, beta, gamma, 1.0, base)
@@ -121,7 +121,7 @@ def nominal_spec(direction: Direction, budget: float, base: NetworkSpec) -> Netw
 def match_budget(
     direction: Direction,
     budget: float,
-    base: NetworkSpec,
+    base: Spec,
     cost_ratio: CostRatio,
     tolerance: float = 0.03,
 ) -> Match:
@@ -174,7 +174,7 @@ def _solve_width(network: Network, budget: float, least: float,
     spec = network.spec
 
     def at(width: float) -> Network:
-        tuned = scale_network(spec.depth_mult, width, spec.resolution, spec.dropout)
+        tuned = family_of(spec).scale(spec.depth_mult, width, spec.resolution, spec.dropout)
         return Network(network.phi, tuned, cost_ratio(tuned))
 
     lo, hi = least, max(least, spec.width_mult) * 4
@@ -192,7 +192,7 @@ def _solve_width(network: Network, budget: float, least: float,
 
 
 def nominal_match(
-    direction: Direction, budget: float, base: NetworkSpec, cost_ratio: CostRatio,
+    direction: Direction, budget: float, base: Spec, cost_ratio: CostRatio,
     tolerance: float = 0.03,
 ) -> Match:
     """The candidate at phi = 1 as it is (matching off), with its measured ratio checked."""

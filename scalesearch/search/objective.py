@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from scalesearch.net.scaling import NetworkSpec
+from scalesearch.net.family import Spec
 from scalesearch.search.config import StudyConfig
 from scalesearch.search.costs import CostCounter
 from scalesearch.search.matching import Match, match_budget, nominal_match
@@ -46,7 +46,7 @@ class Candidate:
     """What a trial trains: its kind, the network, and the candidate's match."""
 
     kind: str
-    spec: NetworkSpec  # the network this trial trains
+    spec: Spec  # the network this trial trains
     bracket: str  # "matched", "lower", "upper", "off budget"
     direction: Direction | None  # None for the baseline
     match: Match | None
@@ -83,7 +83,7 @@ def same_candidate(trial: optuna.Trial) -> int | None:
 
 
 
-def network_attrs(spec: NetworkSpec, counts, base_flops: int, num_classes: int) -> dict:
+def network_attrs(spec: Spec, counts, base_flops: int, num_classes: int) -> dict:
     """What a trial records of the network it trains."""
     return {
         "network": spec.key(num_classes), "depth_mult": spec.depth_mult,

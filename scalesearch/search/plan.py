@@ -14,6 +14,7 @@ import time
 import optuna
 
 from scalesearch.errors import BadInput
+from scalesearch.net.family import DEFAULT_BASE
 from scalesearch.search.config import IDENTITY, StudyConfig
 from scalesearch.search.sampling import make_sampler
 from scalesearch.search.space import CORNERS, grid_directions, params_from_direction
@@ -82,7 +83,8 @@ def _wait_for_plan(study: optuna.Study) -> None:
 
 
 def _check_identity(name: str, study: optuna.Study, config: StudyConfig) -> None:
-    stored = study.user_attrs.get("config", {})
+    # Studies stored before the base became a choice all scaled B0.
+    stored = {"base": DEFAULT_BASE, **study.user_attrs.get("config", {})}
     wanted = config.identity()
     differ = [k for k in IDENTITY if stored.get(k) != wanted.get(k)]
     if differ:

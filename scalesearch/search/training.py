@@ -16,7 +16,7 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
-from scalesearch.net.scaling import NetworkSpec
+from scalesearch.net.family import Spec
 from scalesearch.search.config import StudyConfig
 from scalesearch.store.bits import pack
 
@@ -26,7 +26,7 @@ class Reporter:
 
     def study_opened(self, header: str, target: int, done: int) -> None: ...
 
-    def trial_started(self, number: int, kind: str, spec: NetworkSpec, seeds: int) -> None: ...
+    def trial_started(self, number: int, kind: str, spec: Spec, seeds: int) -> None: ...
 
     def seed_started(self, number: int, seed: int, total_steps: int) -> None: ...
 
@@ -57,7 +57,7 @@ def training_seed(study_seed: int, stage: str, index: int) -> int:
     return study_seed * SEED_STRIDE + STAGE_SEEDS[stage] + index
 
 
-def train_seed(spec: NetworkSpec, data, config: StudyConfig, seed: int, number: int,
+def train_seed(spec: Spec, data, config: StudyConfig, seed: int, number: int,
                reporter: Reporter, stage: str = "search", on_epoch=None,
                evaluate_test: bool = False, epochs: int | None = None) -> dict:
     """Run `seed` of `spec` in `stage` with the study's settings (and `epochs` if given): the

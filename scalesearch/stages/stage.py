@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from scalesearch.errors import BadInput
-from scalesearch.net.scaling import scale_network
+from scalesearch.net.family import get_family
 from scalesearch.search.config import StudyConfig
 from scalesearch.search.costs import CostCounter
 from scalesearch.search.objective import same_network
@@ -136,7 +136,8 @@ class StageObjective:
     def _run(self, trial: optuna.Trial, runs: list[dict]) -> float:
         trial.set_user_attr("worker", worker_id())
         attrs = trial.user_attrs
-        spec = scale_network(attrs["depth_mult"], attrs["width_mult"], attrs["resolution"])
+        spec = get_family(self.config.base).scale(attrs["depth_mult"], attrs["width_mult"],
+                                                  attrs["resolution"])
         if spec.key(self.data.num_classes) != attrs["network"]:
             raise BadInput(f"point {attrs['point']} of {trial.study.study_name!r} names a "
                            "network of another data set; delete the stage and run again.")

@@ -6,12 +6,13 @@ with the same loss (label-smoothed cross-entropy) and the same optimizer algorit
 hyperparameters, and both are timed after the same number of warm-up steps, in this process.
 
 - ours: ``scalesearch.train.Trainer.step``, the step ``train_model`` runs: data on the device,
-  batched augmentation, channels_last, fused SGD, bf16 autocast on CUDA.
+  batched augmentation (the data set's), channels_last, fused SGD, bf16 autocast on CUDA.
 - reference: a ``torch.utils.data.DataLoader`` over the uint8 training split with per-sample
-  ``torchvision.transforms.v2`` (RandomCrop with reflect padding, RandomHorizontalFlip, Resize,
-  ToDtype, Normalize), ``num_workers`` worker processes (default 2, what a typical user writes
-  on a small machine; persistent, so worker start-up falls into the warm-up), pinned memory on
-  CUDA, NCHW, fp32 on CPU and bf16 autocast on CUDA, torch's default optimizer implementation.
+  ``torchvision.transforms.v2`` (RandomCrop with reflect padding and RandomHorizontalFlip where
+  the data set augments, Resize, ToDtype, Normalize), ``num_workers`` worker processes
+  (default 2, what a typical user writes on a small machine; persistent, so worker start-up
+  falls into the warm-up), pinned memory on CUDA, NCHW, fp32 on CPU and bf16 autocast on
+  CUDA, torch's default optimizer implementation.
 
 Also timed: one FLOP count (``scalesearch.complexity``) on an empty cache folder, and the same
 count again once it is cached on disk (the in-memory cache is cleared in between).
@@ -19,7 +20,6 @@ count again once it is cached on disk (the in-memory cache is cleared in between
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,8 +31,7 @@ from torch.nn import functional as F
 from scalesearch.data.augment import PAD_FRACTION
 from scalesearch.data.dataset import ImageDataset
 from scalesearch.errors import BadInput
-from scalesearch.net.model import build_model
-from scalesearch.net.scaling import NetworkSpec
+from scalesearch.net.family import Spec, build_model, without_drop
 from scalesearch.train.config import TrainConfig, check_config, resolve_device
 from scalesearch.train.optim import lr_factor, make_optimizer
 from scalesearch.train.resident import device_data
@@ -40,7 +39,7 @@ from scalesearch.train.trainer import Trainer
 
 
 def run_benchmark(
-    spec: NetworkSpec,
+    spec: Spec,
     data: ImageDataset,
     steps: int = 20,
     batch_size: int = 64,
@@ -94,7 +93,7 @@ def _synchronize(device: torch.device) -> None:
 
 
 def _time_ours(
-    spec: NetworkSpec, data: ImageDataset, config: TrainConfig, steps: int, warmup: int
+    spec: Spec, data: ImageDataset, config: TrainConfig, steps: int, warmup: int
 ) -> float:
     """Images per second of ``Trainer.step`` over ``steps`` steps after ``warmup`` steps."""
     trainer = Trainer(spec, data, config, total_steps=warmup + steps)
@@ -129,11 +128,14 @@ def _reference_loader(
     from torchvision.transforms import v2
 
     height, width = data.train.images.shape[-2:]
-    transform = v2.Compose([
+    augment = [] if data.augmentation == "none" else [  # as ours: none on fresh images
         v2.RandomCrop((height, width), padding=[round(PAD_FRACTION * width),
                                                 round(PAD_FRACTION * height)],
                       padding_mode="reflect"),
         v2.RandomHorizontalFlip(),
+    ]
+    transform = v2.Compose([
+        *augment,
         v2.Resize((resolution, resolution), antialias=True),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
@@ -152,7 +154,7 @@ def _forever(loader: torch.utils.data.DataLoader) -> Iterator:
 
 
 def _time_reference(
-    spec: NetworkSpec, data: ImageDataset, config: TrainConfig, steps: int, warmup: int,
+    spec: Spec, data: ImageDataset, config: TrainConfig, steps: int, warmup: int,
     num_workers: int,
 ) -> float:
     """Images per second of the reference DataLoader loop (see the module docstring)."""
@@ -161,7 +163,7 @@ def _time_reference(
     mean, std = stats.mean.tolist(), stats.std.tolist()
     torch.manual_seed(config.seed)
     if not config.drop:  # the same network as ours: no stochastic depth or dropout
-        spec = dataclasses.replace(spec, dropout=0.0, stochastic_depth=0.0)
+        spec = without_drop(spec)
     model = build_model(spec, data.num_classes).to(device)  # NCHW, as users leave it
     optimizer = make_optimizer(model, config, device, fast=False)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -206,7 +208,7 @@ def _time_reference(
 
 
 def _time_flop_count(
-    spec: NetworkSpec, num_classes: int, base_resolution: int
+    spec: Spec, num_classes: int, base_resolution: int
 ) -> tuple[float, float]:
     """Seconds for a first complexity count (empty cache folder, nothing in memory) and for the
     same count again from the disk cache (memory cache cleared).

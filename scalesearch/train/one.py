@@ -19,7 +19,7 @@ from scalesearch.data.sizes import (
     is_imagefolder,
 )
 from scalesearch.errors import BadInput
-from scalesearch.net.scaling import ScaleFlags
+from scalesearch.net.family import ScaleFlags
 from scalesearch.train.config import (
     TrainConfig,
     check_config,
@@ -29,10 +29,10 @@ from scalesearch.train.config import (
 )
 
 TRAIN_KEYS = [
-    "dataset", "classes", "preset", "depth_mult", "width_mult", "resolution", "base_resolution",
-    "params", "flops", "flops_ratio", "state", "val_accuracy", "test_accuracy", "loss", "epochs",
-    "batch_size", "optimizer", "lr", "compile", "seconds", "images_per_second",
-    "peak_memory_bytes", "device", "seed", "image_size", "streamed", "error",
+    "dataset", "classes", "base", "preset", "depth_mult", "width_mult", "resolution",
+    "base_resolution", "params", "flops", "flops_ratio", "state", "val_accuracy",
+    "test_accuracy", "loss", "epochs", "batch_size", "optimizer", "lr", "compile", "seconds",
+    "images_per_second", "peak_memory_bytes", "device", "seed", "image_size", "streamed", "error",
 ]
 
 
@@ -112,7 +112,7 @@ def train_one(scale: ScaleFlags, dataset: str, data_dir: str, base_resolution: i
         }
     counts = count_complexity(spec, data.num_classes, base, exact=True)  # fvcore agrees
     record = {
-        "dataset": data.name, "classes": data.num_classes,
+        "dataset": data.name, "classes": data.num_classes, "base": spec.family,
         "preset": scale.preset.lower() if scale.preset else None,
         "depth_mult": spec.depth_mult, "width_mult": spec.width_mult,
         "resolution": spec.resolution, "base_resolution": base, "params": counts.params,
@@ -155,7 +155,7 @@ def bench_one(scale: ScaleFlags, dataset: str, data_dir: str, base_resolution: i
             raise
         raise BenchOutOfMemory(f"the benchmark ran out of memory at resolution "
                                f"{spec.resolution} px; lower --batch-size.") from None
-    return {"dataset": data.name, "classes": data.num_classes,
+    return {"dataset": data.name, "classes": data.num_classes, "base": spec.family,
             "preset": scale.preset.lower() if scale.preset else None,
             "depth_mult": spec.depth_mult, "width_mult": spec.width_mult,
             "base_resolution": base, **_data_facts(data, target), **result}

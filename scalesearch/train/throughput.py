@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from scalesearch.data.dataset import ImageDataset, Split
-from scalesearch.net.scaling import NetworkSpec
+from scalesearch.net.family import Spec
 from scalesearch.train.config import TrainConfig
 from scalesearch.train.trainer import Trainer
 
@@ -50,7 +50,7 @@ def _device_type(name: str) -> str:
     return "cuda" if key.startswith("cuda") else "cpu"
 
 
-def trainings_per_gpu(spec: NetworkSpec, data: ImageDataset, config: TrainConfig,
+def trainings_per_gpu(spec: Spec, data: ImageDataset, config: TrainConfig,
                       counts: tuple[int, ...] = CONCURRENCY_COUNTS,
                       measure: Callable[..., dict[int, float]] | None = None) -> int:
     """How many trainings of ``spec`` (a study's base network) to run at once on one GPU:
@@ -62,7 +62,7 @@ def trainings_per_gpu(spec: NetworkSpec, data: ImageDataset, config: TrainConfig
     return choose_concurrency((measure or measure_concurrency)(spec, data, config, counts))
 
 
-def measure_concurrency(spec: NetworkSpec, data: ImageDataset, config: TrainConfig,
+def measure_concurrency(spec: Spec, data: ImageDataset, config: TrainConfig,
                         counts: tuple[int, ...] = CONCURRENCY_COUNTS,
                         steps: int = CONCURRENCY_STEPS, warmup: int = CONCURRENCY_WARMUP,
                         timeout: float = CONCURRENCY_TIMEOUT) -> dict[int, float]:
@@ -87,7 +87,7 @@ def measure_concurrency(spec: NetworkSpec, data: ImageDataset, config: TrainConf
                                     timeout) for count in counts}
 
 
-def _timing_sample(spec: NetworkSpec, data: ImageDataset, batch_size: int,
+def _timing_sample(spec: Spec, data: ImageDataset, batch_size: int,
                    steps: int) -> ImageDataset:
     """A plain data set of the training images ``steps`` steps at ``spec``'s resolution use
     (at least one batch, at most the split), cheap to send to another process."""
@@ -101,7 +101,7 @@ def _timing_sample(spec: NetworkSpec, data: ImageDataset, batch_size: int,
                         first(view.val, 8), first(view.test, 8), view.base_resolution)
 
 
-def _concurrent_rate(context, count: int, spec: NetworkSpec, sample: ImageDataset,
+def _concurrent_rate(context, count: int, spec: Spec, sample: ImageDataset,
                      config: TrainConfig, steps: int, warmup: int, timeout: float) -> float:
     """Total images/s of ``count`` timed trainings in processes (see measure_concurrency)."""
     barrier = context.Barrier(count)
@@ -132,7 +132,7 @@ def _concurrent_rate(context, count: int, spec: NetworkSpec, sample: ImageDatase
     return images / span if span > 0 else 0.0
 
 
-def _timed_training(spec: NetworkSpec, data: ImageDataset, config: TrainConfig, steps: int,
+def _timed_training(spec: Spec, data: ImageDataset, config: TrainConfig, steps: int,
                     warmup: int, barrier, results, timeout: float) -> None:
     """One process of ``_concurrent_rate``: puts (images, start, end, error or None) on
     ``results``; ``time.perf_counter`` is the system-wide monotonic clock on Linux, so the

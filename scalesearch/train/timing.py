@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from scalesearch.data.dataset import ImageDataset, Split
-from scalesearch.net.scaling import NetworkSpec
+from scalesearch.net.family import Spec
 from scalesearch.store.files import read_record, write_record
 from scalesearch.train.config import TrainConfig, resolve_device
 
@@ -51,7 +51,7 @@ def device_name(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()}:{torch.get_num_threads()}threads"
 
 
-def _random_data(spec: NetworkSpec, num_classes: int, images: int) -> ImageDataset:
+def _random_data(spec: Spec, num_classes: int, images: int) -> ImageDataset:
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (images, 3, spec.resolution, spec.resolution),
                            dtype=torch.uint8, generator=generator)
@@ -61,7 +61,7 @@ def _random_data(spec: NetworkSpec, num_classes: int, images: int) -> ImageDatas
                         spec.resolution)
 
 
-def measure(spec: NetworkSpec, num_classes: int, config: TrainConfig) -> Timing:
+def measure(spec: Spec, num_classes: int, config: TrainConfig) -> Timing:
     """Time the trainer's step on `spec` (see the module docstring); uncached."""
     from scalesearch.train.trainer import Trainer
 
@@ -87,13 +87,13 @@ def measure(spec: NetworkSpec, num_classes: int, config: TrainConfig) -> Timing:
     return Timing(median, (blocks[-1] - blocks[0]) / median, device_name(device))
 
 
-def _key(spec: NetworkSpec, num_classes: int, config: TrainConfig) -> str:
+def _key(spec: Spec, num_classes: int, config: TrainConfig) -> str:
     device = resolve_device(config.device)
     return (f"v{TIMING_VERSION}|{spec.key(num_classes)}|batch {config.batch_size}|"
             f"{config.optimizer}|compile {config.compile}|{device_name(device)}")
 
 
-def time_per_image(spec: NetworkSpec, num_classes: int, config: TrainConfig,
+def time_per_image(spec: Spec, num_classes: int, config: TrainConfig,
                    cache_dir: Path | None = None) -> Timing:
     """The training time per image of `spec` on `config`'s device and batch size, from the
     memory cache, the disk cache or a fresh measurement."""

@@ -1,4 +1,4 @@
-"""Short proxy trainings of one NetworkSpec on one ImageDataset, fast on GPU, correct on CPU.
+"""Short proxy trainings of one Spec on one ImageDataset, fast on GPU, correct on CPU.
 
 How it is fast (after KellerJordan/cifar10-airbench): the whole data set lives on the device as
 uint8, moved once per (data set, device) and cached (one too large for the device streams from
@@ -24,7 +24,6 @@ Conventions:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import statistics
 import time
@@ -37,8 +36,7 @@ from torch.nn import functional as F
 
 from scalesearch.data.dataset import ImageDataset
 from scalesearch.net.depthwise import use_tap_weight_grad
-from scalesearch.net.model import build_model
-from scalesearch.net.scaling import NetworkSpec
+from scalesearch.net.family import Spec, build_model, without_drop
 from scalesearch.train.average import WeightAverage
 from scalesearch.train.compiling import (
     compile_model,
@@ -57,7 +55,7 @@ from scalesearch.train.config import (
 from scalesearch.train.memory import drop_frames, peak_memory, release_memory
 from scalesearch.train.optim import lr_factor, make_optimizer
 from scalesearch.train.resident import device_data
-from scalesearch.train.whiten import patch_sample, whiten_stem
+from scalesearch.train.whiten import first_conv, patch_sample, whiten_stem
 
 # long: one training, from its step to its epochs: the Trainer and the loop that drives it
 # share its state (steps, the loss window, evaluation); the pieces that stand alone (data,
@@ -82,7 +80,7 @@ class Trainer:
     ``config.seed`` (model init, dropout and stochastic depth draw from them).
     """
 
-    def __init__(self, spec: NetworkSpec, data: ImageDataset, config: TrainConfig,
+    def __init__(self, spec: Spec, data: ImageDataset, config: TrainConfig,
                  total_steps: int):
         self.device = resolve_device(config.device)
         self.config = config
@@ -106,7 +104,7 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.memory_baseline = torch.cuda.memory_allocated(self.device)
         if not config.drop:
-            spec = dataclasses.replace(spec, dropout=0.0, stochastic_depth=0.0)
+            spec = without_drop(spec)
         self.model = build_model(spec, data.num_classes).to(
             device=self.device, memory_format=torch.channels_last
         )
@@ -115,7 +113,7 @@ class Trainer:
         self.average = WeightAverage(self.params, config.ema) if config.ema else None
         if config.whiten:
             sample = self.data.train_images[patch_sample(self.data.train_images, spec.resolution)]
-            whiten_stem(self.model.stem[0], self.data.eval_transform(
+            whiten_stem(first_conv(self.model), self.data.eval_transform(
                 sample.to(self.device), spec.resolution, self.data.mean, self.data.std))
         if self.device.type == "cpu":
             use_tap_weight_grad(self.model)  # see scalesearch.depthwise: tiny maps, slow oneDNN
@@ -253,7 +251,7 @@ class _Progress:
 
 
 def train_model(
-    spec: NetworkSpec,
+    spec: Spec,
     data: ImageDataset,
     config: TrainConfig,
     on_epoch: Callable[[int, float], None] | None = None,
@@ -331,7 +329,7 @@ def _result(progress: _Progress, seconds: float, device: torch.device) -> TrainR
 
 
 def _train(
-    spec: NetworkSpec,
+    spec: Spec,
     data: ImageDataset,
     config: TrainConfig,
     total_steps: int,

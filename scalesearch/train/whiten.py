@@ -41,11 +41,20 @@ def whitening_filters(images: torch.Tensor, kernel: int, stride: int) -> torch.T
     return filters.reshape(-1, images.shape[1], kernel, kernel)
 
 
+def first_conv(model: nn.Module) -> nn.Conv2d | None:
+    """The network's stem: its first convolution that reads the 3 image channels."""
+    return next((m for m in model.modules()
+                 if isinstance(m, nn.Conv2d) and m.in_channels == 3 and m.groups == 1), None)
+
+
 @torch.no_grad()
-def whiten_stem(conv: nn.Conv2d, images: torch.Tensor) -> bool:
+def whiten_stem(conv: nn.Conv2d | None, images: torch.Tensor) -> bool:
     """Set ``conv`` (the stem: 3 input channels) to the whitening filters of ``images``, the
     network's own inputs (N, 3, R, R), and freeze it; True when done. A stem with more output
-    channels than there are filters (2 x 27) keeps its random start and stays trainable."""
+    channels than there are filters (2 x 27) keeps its random start and stays trainable, and
+    so does a network without such a stem (None)."""
+    if conv is None:
+        return False
     kernel, stride = conv.kernel_size[0], conv.stride[0]
     filters = whitening_filters(images.to(conv.weight.device), kernel, stride)
     channels = conv.weight.shape[0]
