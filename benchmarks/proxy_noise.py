@@ -20,6 +20,7 @@ a run; then, as its last line:
 best corner at the long schedule minus the base there).
 
     python benchmarks/proxy_noise.py [--seeds 6] [--long 8] [--long-seeds 2] [--workers 2]
+        [--changes '{"flip_eval": true}']
 
 Runs are spread over `--workers` processes of one torch thread each (the default study's own
 layout on a 2-core machine); a training's seeds are the benchmark's own (not the study's).
@@ -40,7 +41,7 @@ SEED_BASE = 7000  # training seeds of this benchmark: 7000 + k, no stage of a st
 
 def networks(config) -> list[tuple[str, dict]]:
     """(label, {depth_mult, width_mult, resolution, ratio, nearest}) of the finalists."""
-    from scalesearch.runs.runner import load_data
+    from scalesearch.runs.loading import load_data
     from scalesearch.search.costs import CostCounter
     from scalesearch.search.matching import match_budget
     from scalesearch.search.space import CORNERS, Direction
@@ -71,7 +72,7 @@ def train(job: dict) -> dict:
     torch.set_num_threads(1)
     from scalesearch.data import synthetic
     from scalesearch.net.scaling import scale_network
-    from scalesearch.runs.runner import load_data
+    from scalesearch.runs.loading import load_data
     from scalesearch.search.config import build_config
     from scalesearch.train.config import TrainConfig
     from scalesearch.train.trainer import train_model
@@ -123,7 +124,8 @@ def table(records: list[dict]) -> tuple[list[str], dict]:
 
 
 def summary_line(stats: dict, long: int) -> str:
-    proxy = [s for (_, multiple), s in stats.items() if multiple == 1]
+    proxy = [s for (_, multiple), s in stats.items() if multiple == 1] or [
+        {"sd": float("nan"), "range": float("nan")}]  # --seeds 0: the long runs alone
     sds = [s["sd"] for s in proxy]
     base = stats.get(("base", long), {}).get("mean", float("nan"))
     corners = [s["mean"] for (label, multiple), s in stats.items()
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", default=None, help="a study file (default: the embedded "
                         "default study)")
     parser.add_argument("--json", type=Path, default=None, help="also write every run here")
+    parser.add_argument("--changes", type=json.loads, default={}, help="TrainConfig fields to "
+                        "change for every run, as JSON (say '{\"flip_eval\": true}')")
     args = parser.parse_args(argv)
     from scalesearch.search.config import build_config
 
@@ -153,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for label, net in finalists:
         base = {"study": args.study, "label": label, "depth_mult": net["depth_mult"],
-                "width_mult": net["width_mult"], "resolution": net["resolution"]}
+                "width_mult": net["width_mult"], "resolution": net["resolution"],
+                "changes": args.changes}
         jobs += [{**base, "multiple": 1, "epochs": config.epochs, "seed": k}
                  for k in range(args.seeds)]
         if net["nearest"]:

@@ -136,3 +136,21 @@ def test_eval_path_is_deterministic_and_ignores_global_rng():
     torch.manual_seed(1)
     b = eval_transform(x, 48, MEAN, STD)
     assert torch.equal(a, b)
+
+
+def test_a_set_of_fresh_images_trains_on_them_unaugmented_and_repeating_sets_augment(tmp_path):
+    """The synthetic set (each training image seen once) trains without augmentation: its
+    training batches are the evaluation transform, whatever the generator; CIFAR-style sets
+    keep the shift and flip."""
+    from scalesearch.data.augment import TRANSFORMS
+    from scalesearch.data.load import load_dataset
+
+    data = load_dataset("synthetic", tmp_path, images={"train": 8, "val": 4, "test": 4})
+    assert data.augmentation == "none"
+    fresh, evaluate = TRANSFORMS[data.augmentation]
+    x = data.train.images
+    for seed in range(3):
+        assert torch.equal(fresh(x, 40, MEAN, STD, seeded(seed)), evaluate(x, 40, MEAN, STD))
+    shifted = TRANSFORMS["crop_flip"][0]
+    assert not all(torch.equal(shifted(x, 40, MEAN, STD, seeded(s)), evaluate(x, 40, MEAN, STD))
+                   for s in range(3))

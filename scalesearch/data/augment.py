@@ -230,8 +230,21 @@ def center_crop_eval_transform(
     return normalize_resize(images[..., top : top + h, left : left + w], resolution, mean, std)
 
 
+def fresh_train_transform(
+    images: torch.Tensor,
+    resolution: int,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Training batch of a set whose training images are never repeated (the synthetic set's
+    one-epoch proxy): no augmentation, the evaluation transform."""
+    return eval_transform(images, resolution, mean, std)
+
+
 # Augmentation name (ImageDataset.augmentation) -> (training, evaluation) transform.
 TRANSFORMS = {
+    "none": (fresh_train_transform, eval_transform),
     "crop_flip": (train_transform, eval_transform),
     "resized_crop": (resized_crop_train_transform, center_crop_eval_transform),
 }

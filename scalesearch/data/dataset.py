@@ -53,8 +53,9 @@ class ImageDataset:
     base_resolution: int  # default proxy-training input side, pixels
     skipped: list[str] = field(default_factory=list)  # unreadable files (image folders only)
     # Training augmentation (scalesearch.data.augment.TRANSFORMS): "crop_flip" (a random shift
-    # with reflect padding and a flip: CIFAR, synthetic) or "resized_crop" (random-resized
-    # crop and flip, evaluation on a centre crop: image folders).
+    # with reflect padding and a flip: CIFAR), "resized_crop" (random-resized crop and flip,
+    # evaluation on a centre crop: image folders) or "none" (the synthetic set, whose proxy
+    # sees each training image once: README, "The proxy recipe").
     augmentation: str = "crop_flip"
     # The most image bytes kept on the training device; a larger data set streams from its
     # (memory-mapped) CPU tensors. None: automatic (scalesearch.train.resident).
