@@ -363,3 +363,22 @@ def test_the_warm_up_is_a_share_of_the_steps():
     trainer = train.Trainer(SPEC, DATA, config(warmup=0.25), total_steps=20)
     assert trainer.warmup_steps == 5
     assert train.Trainer(SPEC, DATA, config(warmup=0.0), total_steps=20).warmup_steps == 0
+
+
+@pytest.mark.parametrize("augmentation, per_256", [("none", 1.2), ("crop_flip", 0.8),
+                                                   ("resized_crop", 0.8)])
+def test_the_default_learning_rate_follows_the_data_sets_augmentation(augmentation, per_256):
+    """SGD on fresh, unaugmented images takes the higher rate; RMSprop and a given rate do not
+    change; the trainer builds its optimizer with the data set's own."""
+    from scalesearch.train.config import default_lr
+    from scalesearch.train.optim import make_optimizer
+
+    assert default_lr("sgd", 64, augmentation) == pytest.approx(per_256 * 64 / 256)
+    assert default_lr("rmsprop", 64, augmentation) == pytest.approx(0.016 * 64 / 256)
+    data = colours()
+    data.augmentation = augmentation
+    trainer = train.Trainer(scale_network(0.25, 0.25, 16), data, config(), total_steps=4)
+    assert trainer.base_lrs[0] == pytest.approx(per_256 * 32 / 256)
+    model = torch.nn.Linear(2, 2)
+    given = make_optimizer(model, config(lr=0.05), torch.device("cpu"), augmentation="none")
+    assert given.param_groups[0]["lr"] == 0.05

@@ -165,7 +165,8 @@ def _time_reference(
     if not config.drop:  # the same network as ours: no stochastic depth or dropout
         spec = without_drop(spec)
     model = build_model(spec, data.num_classes).to(device)  # NCHW, as users leave it
-    optimizer = make_optimizer(model, config, device, fast=False)
+    optimizer = make_optimizer(model, config, device, fast=False,
+                               augmentation=data.augmentation)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     loader = _reference_loader(data, spec.resolution, mean, std, config.batch_size, num_workers,
                                pin_memory=device.type == "cuda")

@@ -118,8 +118,8 @@ def train_one(scale: ScaleFlags, dataset: str, data_dir: str, base_resolution: i
         "resolution": spec.resolution, "base_resolution": base, "params": counts.params,
         "flops": counts.flops, "flops_ratio": counts.flops_ratio, **outcome,
         "batch_size": config.batch_size, "optimizer": config.optimizer,
-        "lr": config.lr if config.lr is not None else default_lr(config.optimizer,
-                                                                 config.batch_size),
+        "lr": config.lr if config.lr is not None else default_lr(
+            config.optimizer, config.batch_size, data.augmentation),
         "compile": config.compile, "device": str(target), "seed": config.seed,
         **_data_facts(data, target),
     }

@@ -16,9 +16,11 @@ from scalesearch.train.config import TrainConfig, default_lr
 
 
 def make_optimizer(
-    model: nn.Module, config: TrainConfig, device: torch.device, fast: bool = True
+    model: nn.Module, config: TrainConfig, device: torch.device, fast: bool = True,
+    augmentation: str | None = None,
 ) -> torch.optim.Optimizer:
     """SGD (Nesterov, momentum 0.9) or RMSprop; weight decay only on weights with ndim > 1.
+    Without a learning rate in `config`, the default for the data set's `augmentation`.
 
     ``fast`` picks the fused SGD kernel (CPU and CUDA) or the multi-tensor RMSprop; without it
     torch's default implementation runs (the same arithmetic, as a plain user loop would).
@@ -31,7 +33,8 @@ def make_optimizer(
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    lr = config.lr if config.lr is not None else default_lr(config.optimizer, config.batch_size)
+    lr = config.lr if config.lr is not None else default_lr(config.optimizer, config.batch_size,
+                                                            augmentation)
     if config.optimizer == "sgd":
         kind = {"fused": True} if fast else {}
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, **kind)

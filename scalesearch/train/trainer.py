@@ -123,7 +123,8 @@ class Trainer:
             "mode") == "reduce-overhead"
         # Evaluation uses the plain module: its partial last batch would recompile a compiled one.
         self.forward = compile_model(self.model, self.device) if self.compiled else self.model
-        self.optimizer = make_optimizer(self.model, config, self.device)
+        self.optimizer = make_optimizer(self.model, config, self.device,
+                                        augmentation=data.augmentation)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
 
     def autocast(self) -> torch.autocast:
