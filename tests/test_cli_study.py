@@ -363,8 +363,10 @@ def test_ctrl_c_with_workers_stops_them_all_and_resumes(tmp_path, shared_data_di
     same command again finishes the study without training a finished trial again."""
     results = tmp_path / "results"
     folder = results / "stop"
+    # 1,024 training images (the last --train-images counts): trials long enough that the
+    # study cannot finish between the first finished trial and the signal.
     args = ["run", "--name", "stop", "--results-dir", results, "--data-dir", shared_data_dir,
-            *CORNERS_ONLY, "--workers", "2"]
+            *CORNERS_ONLY, "--train-images", "1024", "--workers", "2"]
     run = start(*args)
     try:
         wait_until("a finished trial while another runs", lambda: trials_in(
