@@ -92,7 +92,7 @@ def load_synthetic(data_dir: Path, seed: int, sizes: dict[str, int] | None = Non
         test=test,
         base_resolution=synthetic.BASE_RESOLUTION,
         # Fresh images need no augmentation: off, the finalists' median seed SD fell from
-        # 1.43 to 0.44 points (README, "The proxy recipe").
+        # 1.43 to 0.51 points, the largest from 3.91 to 2.90 (README, "The proxy recipe").
         augmentation="none",
         draw=drawer,
     )

@@ -75,6 +75,15 @@ def mbconv(c_in: int, c_out: int, expand: int, kernel: int, stride: int,
     return total + part, size
 
 
+def pooled_classifier(channels: int, size: int, num_classes: int) -> Counts:
+    """Global average pooling of a (channels, size, size) map, then the linear classifier (with
+    a bias) to `num_classes`."""
+    pool = Counts(0, channels * size * size, 0)  # -> (channels,)
+    classifier = Counts(channels * num_classes + num_classes, channels * num_classes,
+                        num_classes)  # -> (classes,)
+    return pool + classifier
+
+
 def count(spec: NetworkSpec, num_classes: int) -> Counts:
     """Parameters, FLOPs and activations of `build_model(spec, num_classes)` on one image."""
     total, size = conv_bn(3, spec.stem_channels, 3, 2, spec.resolution)  # (stem, R', R')
@@ -87,7 +96,4 @@ def count(spec: NetworkSpec, num_classes: int) -> Counts:
             total += part
             channels = stage.out_channels
     head, size = conv_bn(channels, spec.head_channels, 1, 1, size)  # (head, S, S)
-    pool = Counts(0, spec.head_channels * size * size, 0)  # -> (head,)
-    classifier = Counts(spec.head_channels * num_classes + num_classes,
-                        spec.head_channels * num_classes, num_classes)  # -> (classes,)
-    return total + head + pool + classifier
+    return total + head + pooled_classifier(spec.head_channels, size, num_classes)

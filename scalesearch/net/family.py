@@ -94,12 +94,12 @@ class LayoutFamily:
     """A family described by `layout`, `build` and optionally `count` (the shipped non-B0
     bases and a user's own); specs are `Network`s."""
 
-    def __init__(self, name: str, rules: Any, proxy: tuple[float, float, int] | None = None):
+    def __init__(self, name: str, rules: Any):
         self.name = name
         self.rules = rules
         self.resolution = int(rules.resolution)
         # Without a proxy of its own a study scales the family as written.
-        self.proxy = proxy or tuple(getattr(rules, "proxy", (1.0, 1.0, self.resolution)))
+        self.proxy = tuple(getattr(rules, "proxy", (1.0, 1.0, self.resolution)))
 
     def scale(self, depth_mult: float, width_mult: float, resolution: int,
               dropout: float | None = None) -> Network:
@@ -246,7 +246,9 @@ def check_family(family: LayoutFamily) -> None:
 
     def flops_of(spec: Network) -> int:
         own = family.count(spec, 10)
-        return (own or count_module(family.build(spec, 10), spec.resolution)).flops
+        if own is None:
+            own = count_module(family.build(spec, 10), spec.resolution)
+        return own.flops
 
     one = family.scale(1.0, 1.0, family.resolution)
     try:

@@ -21,7 +21,7 @@ Neither network has a counted op beyond conv, batch norm, pooling and linear.
 
 from __future__ import annotations
 
-from scalesearch.net.analytic import Counts, conv_bn
+from scalesearch.net.analytic import Counts, conv_bn, pooled_classifier
 from scalesearch.net.scaling import round_channels, round_repeats
 
 V2_STEM = 32
@@ -30,13 +30,6 @@ V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96,
              (6, 160, 3, 2), (6, 320, 1, 1))  # expand, channels, blocks, stride
 V1_STEM = 32
 V1_STAGES = ((64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 6, 2), (1024, 2, 2))  # c, n, stride
-
-
-def head(channels: int, size: int, num_classes: int) -> Counts:
-    """Global average pooling of a (channels, size, size) map, then the linear classifier."""
-    return (Counts(0, channels * size * size, 0)
-            + Counts(channels * num_classes + num_classes, channels * num_classes,
-                     num_classes))
 
 
 def separable(c_in: int, c_out: int, stride: int, size: int) -> tuple[Counts, int]:
@@ -49,7 +42,7 @@ def separable(c_in: int, c_out: int, stride: int, size: int) -> tuple[Counts, in
 class MobileNetV2:
     resolution = 224
     # Quarter-depth, half-width at 36 px (0.95x the FLOPs of the default B0 proxy): 32
-    # distinct networks at 2x on a grid of 45 directions (README, "Other base networks").
+    # distinct networks at 2x on a grid of 45 directions (README, "Base networks").
     proxy = (0.25, 0.5, 36)
     dropout = 0.2
 
@@ -86,7 +79,7 @@ class MobileNetV2:
                 total += part
                 channels = out
         part, size = conv_bn(channels, last, 1, 1, size)
-        return total + part + head(last, size, num_classes)
+        return total + part + pooled_classifier(last, size, num_classes)
 
 
 class MobileNetV1:
@@ -94,7 +87,6 @@ class MobileNetV1:
     # Quarter-depth (1, 1, 1, 2, 1 blocks), half-width at 36 px (0.87x the FLOPs of the
     # default B0 proxy): 29 distinct networks at 2x on a grid of 45 directions (README).
     proxy = (0.25, 0.5, 36)
-    dropout = 0.0
 
     def layout(self, depth_mult: float, width_mult: float) -> tuple:
         """(stem, ((channels, blocks, stride), ...))."""
@@ -108,7 +100,7 @@ class MobileNetV1:
             {"stage": str(i), "out_channels": c, "repeats": n, "kernel": 3, "stride": s}
             for i, (c, n, s) in enumerate(stages, start=1)]
 
-    def build(self, layout: tuple, num_classes: int, dropout: float = 0.0):
+    def build(self, layout: tuple, num_classes: int):
         from scalesearch.net.mobilenet_model import MobileNetV1Net
 
         return MobileNetV1Net(layout, num_classes)
@@ -122,4 +114,4 @@ class MobileNetV1:
                 part, size = separable(channels, out, stride if block == 0 else 1, size)
                 total += part
                 channels = out
-        return total + head(channels, size, num_classes)
+        return total + pooled_classifier(channels, size, num_classes)

@@ -17,7 +17,7 @@ Counts follow fvcore as `analytic` states; the max pool is not counted (fvcore h
 
 from __future__ import annotations
 
-from scalesearch.net.analytic import Counts, conv_bn
+from scalesearch.net.analytic import Counts, conv_bn, pooled_classifier
 from scalesearch.net.scaling import round_channels, round_repeats
 
 STEM = 64
@@ -29,10 +29,9 @@ class ResNet50:
     resolution = 224
     # Quarter-depth (1, 1, 2, 1 blocks), quarter-width at 36 px (2.0x the FLOPs of the default
     # B0 proxy, 0.64x its activations): 29 distinct networks at 2x on a grid of 45 directions,
-    # against 8 at 32 px, where each extra pixel adds a row to every map (README, "Other base
+    # against 8 at 32 px, where each extra pixel adds a row to every map (README, "Base
     # networks").
     proxy = (0.25, 0.25, 36)
-    dropout = 0.0
 
     def layout(self, depth_mult: float, width_mult: float) -> tuple:
         """(stem channels, ((planes, blocks, stride), ...))."""
@@ -47,7 +46,7 @@ class ResNet50:
             {"stage": str(i), "out_channels": EXPANSION * p, "repeats": n, "expand": p,
              "kernel": 3, "stride": s} for i, (p, n, s) in enumerate(stages, start=1)]
 
-    def build(self, layout: tuple, num_classes: int, dropout: float = 0.0):
+    def build(self, layout: tuple, num_classes: int):
         from scalesearch.net.resnet_model import ResNet
 
         return ResNet(layout, num_classes, EXPANSION)
@@ -62,10 +61,7 @@ class ResNet50:
                 s = stride if block == 0 else 1
                 part, size, channels = bottleneck(channels, planes, s, size)
                 total += part
-        pool = Counts(0, channels * size * size, 0)
-        classifier = Counts(channels * num_classes + num_classes, channels * num_classes,
-                            num_classes)
-        return total + pool + classifier
+        return total + pooled_classifier(channels, size, num_classes)
 
 
 def bottleneck(c_in: int, planes: int, stride: int, size: int) -> tuple[Counts, int, int]:

@@ -40,7 +40,7 @@ class StudyConfig:
     # The family the study scales (scalesearch.net.family): efficientnet-b0, resnet50,
     # mobilenetv2, mobilenetv1, or a user's own as package.module:attribute. Given without
     # base_depth, base_width and base_resolution, those three are the family's CPU proxy.
-    base: str = "efficientnet-b0"
+    base: str = DEFAULT_BASE
     # px of the base network (None: the data set's own). 36, not 32: EfficientNet halves its
     # maps five times, so from a multiple of 32 the first extra pixel adds a row to every map
     # (33 px costs 2.2x the FLOPs of 32 px) and the 2x surface holds only ~4 distinct networks;
